@@ -1,0 +1,72 @@
+//! `Discretization(bin_boundaries=…)` with the float32 comparison TensorFlow really does.
+//!
+//! TF's `Bucketize` kernel stores the boundaries as `float` and converts the input to `float`,
+//! then returns `upper_bound(boundaries, x) − begin`: the number of boundaries `b` with
+//! `f32(b) ≤ f32(x)`. A value equal to a boundary goes to the upper bucket, and `n` boundaries
+//! give `n + 1` buckets.
+
+use serde::{Deserialize, Serialize};
+
+/// Frozen bucket boundaries (held as the float32 values TF compares against).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Buckets {
+    boundaries_f64: Vec<f64>,
+    boundaries: Vec<f32>,
+}
+
+impl Buckets {
+    /// Buckets with the given (ascending) boundaries.
+    pub fn new(boundaries: Vec<f64>) -> Self {
+        let boundaries_f32 = boundaries.iter().map(|&b| b as f32).collect();
+        Self { boundaries_f64: boundaries, boundaries: boundaries_f32 }
+    }
+
+    /// The tutorials' boundaries, `np.linspace(min, max, num).tolist()`: numpy computes
+    /// `min + i · step` with `step = (max − min) / (num − 1)` in float64 and sets the last value
+    /// exactly to `max`.
+    pub fn linspace(min: f64, max: f64, num: usize) -> Self {
+        let boundaries = match num {
+            0 => Vec::new(),
+            1 => vec![min],
+            _ => {
+                let step = (max - min) / (num - 1) as f64;
+                let mut b: Vec<f64> = (0..num).map(|i| i as f64 * step + min).collect();
+                b[num - 1] = max;
+                b
+            }
+        };
+        Self::new(boundaries)
+    }
+
+    /// The bucket of `x`: `#{ i : f32(b_i) ≤ f32(x) }`, in `0..=n_boundaries`.
+    pub fn bucketize(&self, x: i64) -> u32 {
+        let x = x as f32;
+        self.boundaries.partition_point(|&b| b <= x) as u32
+    }
+
+    /// Number of buckets (`boundaries + 1`), i.e. rows of the embedding table behind it.
+    pub fn n_buckets(&self) -> usize {
+        self.boundaries.len() + 1
+    }
+
+    /// The boundaries as given (float64).
+    pub fn boundaries(&self) -> &[f64] {
+        &self.boundaries_f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_goes_up_and_float32_rounding_is_applied() {
+        let buckets = Buckets::linspace(874724710.0, 893286638.0, 1000);
+        assert_eq!(buckets.n_buckets(), 1001);
+        // From the semantics note: b[1] = 874743290.51 is 874743296 in f32.
+        let cases = [(874724709, 1), (874724710, 1), (874743290, 2), (893286638, 1000), (0, 0), (2_000_000_000, 1000)];
+        for (x, expected) in cases {
+            assert_eq!(buckets.bucketize(x), expected, "{x}");
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Keras preprocessing layers, reproduced exactly as the TFRS tutorials use them.
+//!
+//! Each type follows "adapt, then freeze": build it from data once, then use it read-only.
+//! Lookups are total (an unknown string maps to the OOV index), so they need no `Result`.
+//!
+//! | Keras layer | here |
+//! |---|---|
+//! | `StringLookup(vocabulary=…, mask_token=None)` | [`Vocabulary`] |
+//! | `Discretization(bin_boundaries=…)` | [`Buckets`] |
+//! | `Normalization(axis=None)` | [`Normalizer`] |
+//! | `TextVectorization(max_tokens=…)` | [`TextVectorizer`] |
+//!
+//! ```
+//! use features::{Vocabulary, TextVectorizer};
+//! let users = Vocabulary::from_sorted_unique(["1", "10", "2"]);
+//! assert_eq!((users.lookup("10"), users.lookup("nobody")), (2, 0));
+//! let text = TextVectorizer::adapt(["The Rock (1996)", "The Net (1995)"], 10_000);
+//! assert_eq!(text.encode("the ROCK!"), vec![2, text.lookup("rock")]);
+//! ```
+#![warn(missing_docs)]
+
+mod bucketing;
+mod normalize;
+mod tokenising;
+mod vocab;
+
+pub use bucketing::Buckets;
+pub use normalize::Normalizer;
+pub use tokenising::{standardize, TextVectorizer, PAD_INDEX, UNK_INDEX};
+pub use vocab::{adapt_order, Vocabulary, OOV_INDEX};
