@@ -1,0 +1,258 @@
+//! `Dense`: `y = act(x·W + b)`, Keras' `Dense(units, activation)` with Glorot-uniform kernel
+//! and zero bias, and the ReLU it fuses.
+//!
+//! Backward, with `z = x·W + b` and `dz = dy ⊙ act'(z)`:
+//!
+//! ```text
+//! dW += xᵀ·dz      db += Σ_rows dz      dx = dz·Wᵀ
+//! ```
+//!
+//! ReLU's derivative is taken as 1 where the output is positive and 0 elsewhere (TF's choice
+//! at 0).
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::init::glorot_uniform;
+use crate::Buffer;
+
+/// The activation after the affine map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// No activation (Keras' `activation=None`).
+    Linear,
+    /// `max(z, 0)`.
+    Relu,
+}
+
+/// A fully connected layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dense {
+    /// Kernel, `(in_dim, out_dim)`.
+    pub w: Array2<f32>,
+    /// Bias, `(out_dim)`.
+    pub b: Array1<f32>,
+    /// Applied after `x·W + b`.
+    pub activation: Activation,
+}
+
+/// What `Dense::backward` needs from the forward pass, in reusable buffers.
+#[derive(Debug, Clone, Default)]
+pub struct DenseCache {
+    /// The input, `(batch, in_dim)`.
+    input: Buffer,
+    /// The output after activation, `(batch, out_dim)`.
+    output: Buffer,
+    /// Scratch for `dz`, `(batch, out_dim)`.
+    dz: Buffer,
+    /// The input gradient, `(batch, in_dim)`.
+    dx: Buffer,
+}
+
+/// Gradients of a [`Dense`], shaped like its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseGrads {
+    /// `(in_dim, out_dim)`.
+    pub dw: Array2<f32>,
+    /// `(out_dim)`.
+    pub db: Array1<f32>,
+}
+
+impl Dense {
+    /// Glorot-uniform kernel, zero bias.
+    pub fn new(in_dim: usize, out_dim: usize, activation: Activation, rng: &mut impl Rng) -> Self {
+        Self { w: glorot_uniform(in_dim, out_dim, rng), b: Array1::zeros(out_dim), activation }
+    }
+
+    /// A layer with the given weights.
+    ///
+    /// # Panics
+    /// If `b.len() != w.ncols()`.
+    pub fn from_weights(w: Array2<f32>, b: Array1<f32>, activation: Activation) -> Self {
+        assert_eq!(b.len(), w.ncols(), "Dense: bias length {} != kernel columns {}", b.len(), w.ncols());
+        Self { w, b, activation }
+    }
+
+    /// Input width.
+    pub fn in_dim(&self) -> usize {
+        self.w.nrows()
+    }
+
+    /// Output width.
+    pub fn out_dim(&self) -> usize {
+        self.w.ncols()
+    }
+
+    /// `y = act(x·W + b)`.
+    ///
+    /// # Shapes
+    /// `x: (batch, in_dim)` → `(batch, out_dim)`, a view into `cache`.
+    ///
+    /// # Panics
+    /// If `x` does not have `in_dim` columns.
+    #[track_caller]
+    pub fn forward<'c>(&self, x: ArrayView2<'_, f32>, cache: &'c mut DenseCache) -> ArrayView2<'c, f32> {
+        assert_eq!(x.ncols(), self.in_dim(), "Dense::forward: input {:?}, kernel {:?}", x.dim(), self.w.dim());
+        let batch = x.nrows();
+        cache.input.reshape(batch, self.in_dim());
+        cache.input.view_mut().assign(&x);
+        cache.output.reshape(batch, self.out_dim());
+        let mut y = cache.output.view_mut();
+        for mut row in y.rows_mut() {
+            row.assign(&self.b);
+        }
+        general_mat_mul(1.0, &cache.input.view(), &self.w, 1.0, &mut y);
+        if self.activation == Activation::Relu {
+            relu_in_place(y.view_mut());
+        }
+        cache.output.view()
+    }
+
+    /// Adds `dW`, `db` into `grads` and returns `dx`.
+    ///
+    /// # Shapes
+    /// `dy: (batch, out_dim)` → `dx: (batch, in_dim)`, a view into `cache`.
+    ///
+    /// # Panics
+    /// If `dy`'s shape differs from the forward output's.
+    #[track_caller]
+    pub fn backward<'c>(&self, cache: &'c mut DenseCache, dy: ArrayView2<'_, f32>, grads: &mut DenseGrads) -> ArrayView2<'c, f32> {
+        assert_eq!(dy.dim(), cache.output.dim(), "Dense::backward: dy {:?} vs output {:?}", dy.dim(), cache.output.dim());
+        let (batch, _) = dy.dim();
+        cache.dz.reshape(batch, self.out_dim());
+        let mut dz = cache.dz.view_mut();
+        dz.assign(&dy);
+        if self.activation == Activation::Relu {
+            relu_backward_in_place(cache.output.view(), dz.view_mut());
+        }
+        let dz = cache.dz.view();
+        general_mat_mul(1.0, &cache.input.view().t(), &dz, 1.0, &mut grads.dw);
+        grads.db += &dz.sum_axis(Axis(0));
+        cache.dx.reshape(batch, self.in_dim());
+        general_mat_mul(1.0, &dz, &self.w.t(), 0.0, &mut cache.dx.view_mut());
+        cache.dx.view()
+    }
+}
+
+impl DenseCache {
+    /// The output of the last forward pass, `(batch, out_dim)`.
+    pub fn output(&self) -> ArrayView2<'_, f32> {
+        self.output.view()
+    }
+
+    /// The input gradient of the last backward pass, `(batch, in_dim)`.
+    pub fn input_grad(&self) -> ArrayView2<'_, f32> {
+        self.dx.view()
+    }
+}
+
+impl DenseGrads {
+    /// Zero gradients shaped like `layer`.
+    pub fn zeros_like(layer: &Dense) -> Self {
+        Self { dw: Array2::zeros(layer.w.raw_dim()), db: Array1::zeros(layer.b.raw_dim()) }
+    }
+
+    /// Sets every gradient to zero.
+    pub fn zero(&mut self) {
+        self.dw.fill(0.0);
+        self.db.fill(0.0);
+    }
+}
+
+/// `y = max(y, 0)` element-wise.
+pub fn relu_in_place(mut y: ArrayViewMut2<'_, f32>) {
+    y.mapv_inplace(|v| v.max(0.0));
+}
+
+/// `dy ⊙ 1[y > 0]`, where `y` is the ReLU output.
+pub fn relu_backward_in_place(y: ArrayView2<'_, f32>, mut dy: ArrayViewMut2<'_, f32>) {
+    dy.zip_mut_with(&y, |d, &out| {
+        if out <= 0.0 {
+            *d = 0.0;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::gradcheck::{assert_close, numeric_gradient, projection};
+    use crate::init::uniform;
+
+    fn loss(layer: &Dense, x: ArrayView2<'_, f32>, r: &Array2<f32>) -> f64 {
+        let mut cache = DenseCache::default();
+        let y = layer.forward(x, &mut cache);
+        y.iter().zip(r).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum()
+    }
+
+    fn gradcheck(activation: Activation) {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let layer = Dense { b: uniform((1, 4), 0.5, &mut rng).row(0).to_owned(), ..Dense::new(3, 4, activation, &mut rng) };
+        // Inputs away from the ReLU kink: |z| is at least a few h for this seed.
+        let x = uniform((5, 3), 1.0, &mut rng);
+        let r = projection((5, 4), &mut rng);
+        let mut cache = DenseCache::default();
+        layer.forward(x.view(), &mut cache);
+        let mut grads = DenseGrads::zeros_like(&layer);
+        let dx = layer.backward(&mut cache, r.view(), &mut grads).to_owned();
+
+        let h = 1e-3;
+        let num_dx = numeric_gradient(x.as_slice().unwrap(), h, |v| {
+            loss(&layer, ArrayView2::from_shape((5, 3), v).unwrap(), &r)
+        });
+        assert_close("Dense dx", dx.as_slice().unwrap(), &num_dx, 1e-3, 1e-2);
+        let num_dw = numeric_gradient(layer.w.as_slice().unwrap(), h, |v| {
+            let l = Dense { w: Array2::from_shape_vec((3, 4), v.to_vec()).unwrap(), ..layer.clone() };
+            loss(&l, x.view(), &r)
+        });
+        assert_close("Dense dw", grads.dw.as_slice().unwrap(), &num_dw, 1e-3, 1e-2);
+        let num_db = numeric_gradient(layer.b.as_slice().unwrap(), h, |v| {
+            let l = Dense { b: Array1::from(v.to_vec()), ..layer.clone() };
+            loss(&l, x.view(), &r)
+        });
+        assert_close("Dense db", grads.db.as_slice().unwrap(), &num_db, 1e-3, 1e-2);
+    }
+
+    #[test]
+    fn linear_gradcheck() {
+        gradcheck(Activation::Linear);
+    }
+
+    #[test]
+    fn relu_gradcheck() {
+        gradcheck(Activation::Relu);
+    }
+
+    #[test]
+    fn backward_accumulates() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let layer = Dense::new(3, 2, Activation::Relu, &mut rng);
+        let x = uniform((4, 3), 1.0, &mut rng);
+        let dy = projection((4, 2), &mut rng);
+        let mut cache = DenseCache::default();
+        layer.forward(x.view(), &mut cache);
+        let mut once = DenseGrads::zeros_like(&layer);
+        layer.backward(&mut cache, dy.view(), &mut once);
+        let mut twice = DenseGrads::zeros_like(&layer);
+        layer.backward(&mut cache, dy.view(), &mut twice);
+        layer.backward(&mut cache, dy.view(), &mut twice);
+        assert_eq!(twice.dw, &once.dw * 2.0);
+        assert_eq!(twice.db, &once.db * 2.0);
+    }
+
+    #[test]
+    fn glorot_limit_is_keras() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let layer = Dense::new(65, 32, Activation::Linear, &mut rng);
+        let limit = (6.0f32 / 97.0).sqrt();
+        let max = layer.w.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(max <= limit && max > 0.9 * limit, "max |w| = {max}, limit {limit}");
+        assert!(layer.b.iter().all(|&v| v == 0.0));
+    }
+}

@@ -1,0 +1,114 @@
+//! `Embedding`: `y[i] = E[ids[i]]`, Keras' `Embedding` with its `U(−0.05, 0.05)` initialiser.
+//!
+//! Backward scatters `dy[i]` into row `ids[i]` of a [`RowSparseGrad`], summing repeated ids.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::init::{uniform, EMBEDDING_INIT_RANGE};
+use crate::RowSparseGrad;
+
+/// An embedding table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Embedding {
+    /// `(n_rows, dim)`.
+    pub table: Array2<f32>,
+}
+
+/// The ids looked up by the last forward pass.
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddingCache {
+    /// `(batch)`.
+    ids: Vec<u32>,
+}
+
+impl Embedding {
+    /// A table of `U(−0.05, 0.05)` values.
+    pub fn new(n_rows: usize, dim: usize, rng: &mut impl Rng) -> Self {
+        Self { table: uniform((n_rows, dim), EMBEDDING_INIT_RANGE, rng) }
+    }
+
+    /// Row width.
+    pub fn dim(&self) -> usize {
+        self.table.ncols()
+    }
+
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.table.nrows()
+    }
+
+    /// `out[i] = E[ids[i]]`, written into `out` (typically a column block of a concatenation).
+    ///
+    /// # Shapes
+    /// `ids: (batch)`, `out: (batch, dim)`.
+    ///
+    /// # Panics
+    /// If an id is outside the table or `out` has the wrong shape.
+    #[track_caller]
+    pub fn forward(&self, ids: &[u32], cache: &mut EmbeddingCache, mut out: ArrayViewMut2<'_, f32>) {
+        assert_eq!(out.dim(), (ids.len(), self.dim()), "Embedding::forward: out {:?} for {} ids of dim {}", out.dim(), ids.len(), self.dim());
+        cache.ids.clear();
+        cache.ids.extend_from_slice(ids);
+        for (mut row, &id) in out.rows_mut().into_iter().zip(ids) {
+            assert!((id as usize) < self.n_rows(), "Embedding::forward: id {id} outside table of {} rows", self.n_rows());
+            row.assign(&self.table.row(id as usize));
+        }
+    }
+
+    /// Adds `dy[i]` to row `ids[i]` of `grads`.
+    ///
+    /// # Shapes
+    /// `dy: (batch, dim)`.
+    #[track_caller]
+    pub fn backward(&self, cache: &EmbeddingCache, dy: ArrayView2<'_, f32>, grads: &mut RowSparseGrad) {
+        assert_eq!(dy.dim(), (cache.ids.len(), self.dim()), "Embedding::backward: dy {:?}", dy.dim());
+        for (row, &id) in dy.rows().into_iter().zip(&cache.ids) {
+            grads.add_row(id, row);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::gradcheck::{assert_close, numeric_gradient, projection};
+
+    #[test]
+    fn gradcheck_with_repeated_ids() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let emb = Embedding::new(3, 4, &mut rng);
+        let ids = [2u32, 0, 2, 1, 2];
+        let r = projection((5, 4), &mut rng);
+        let loss = |e: &Embedding| {
+            let mut out = Array2::zeros((5, 4));
+            e.forward(&ids, &mut EmbeddingCache::default(), out.view_mut());
+            out.iter().zip(&r).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum::<f64>()
+        };
+        let mut cache = EmbeddingCache::default();
+        emb.forward(&ids, &mut cache, Array2::zeros((5, 4)).view_mut());
+        let mut grads = RowSparseGrad::new(3, 4);
+        emb.backward(&cache, r.view(), &mut grads);
+        let numeric = numeric_gradient(emb.table.as_slice().unwrap(), 1e-3, |v| {
+            loss(&Embedding { table: Array2::from_shape_vec((3, 4), v.to_vec()).unwrap() })
+        });
+        assert_close("Embedding dE", grads.to_dense().as_slice().unwrap(), &numeric, 1e-3, 1e-2);
+
+        let mut twice = RowSparseGrad::new(3, 4);
+        emb.backward(&cache, r.view(), &mut twice);
+        emb.backward(&cache, r.view(), &mut twice);
+        assert_eq!(twice.to_dense(), grads.to_dense() * 2.0);
+    }
+
+    #[test]
+    fn init_range_is_keras() {
+        let emb = Embedding::new(100, 32, &mut ChaCha8Rng::seed_from_u64(5));
+        let max = emb.table.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(max <= 0.05 && max > 0.045);
+    }
+}

@@ -1,0 +1,123 @@
+//! The score core `S = Q·Cᵀ` and its two backward products, plus a naive reference.
+//!
+//! ```text
+//! S  = Q·Cᵀ            (batch, n_candidates)
+//! dQ += dS·C           (batch, dim)
+//! dC += dSᵀ·Q          (n_candidates, dim)
+//! ```
+//!
+//! All three go through `general_mat_mul` (BLAS `sgemm` with the `blas` feature; the backward
+//! products use `beta = 1` to accumulate). With OpenBLAS the product `dSᵀ·Q` runs markedly
+//! faster in the form `dCᵀ = Qᵀ·dS` (see `shared/docs/blas-on-this-machine.md`), so
+//! [`scores_backward`] computes that into a scratch buffer and adds its transpose.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+
+use crate::Buffer;
+
+/// `S = Q·Cᵀ`, overwriting `s`.
+///
+/// # Shapes
+/// `q: (batch, dim)`, `c: (n_candidates, dim)`, `s: (batch, n_candidates)`.
+///
+/// # Panics
+/// On mismatched shapes.
+#[track_caller]
+pub fn scores(q: ArrayView2<'_, f32>, c: ArrayView2<'_, f32>, s: &mut ArrayViewMut2<'_, f32>) {
+    assert_eq!(q.ncols(), c.ncols(), "scores: Q {:?} and C {:?} differ in dim", q.dim(), c.dim());
+    assert_eq!(s.dim(), (q.nrows(), c.nrows()), "scores: S {:?} for Q {:?}, C {:?}", s.dim(), q.dim(), c.dim());
+    general_mat_mul(1.0, &q, &c.t(), 0.0, s);
+}
+
+/// `dQ += dS·C` and `dC += dSᵀ·Q` (the latter computed as `(Qᵀ·dS)ᵀ` through `scratch`).
+///
+/// # Shapes
+/// `ds: (batch, n_candidates)`, `dq: (batch, dim)`, `dc: (n_candidates, dim)`.
+///
+/// # Panics
+/// On mismatched shapes.
+#[track_caller]
+pub fn scores_backward(
+    q: ArrayView2<'_, f32>,
+    c: ArrayView2<'_, f32>,
+    ds: ArrayView2<'_, f32>,
+    dq: &mut ArrayViewMut2<'_, f32>,
+    dc: &mut ArrayViewMut2<'_, f32>,
+    scratch: &mut Buffer,
+) {
+    assert_eq!(ds.dim(), (q.nrows(), c.nrows()), "scores_backward: dS {:?} for Q {:?}, C {:?}", ds.dim(), q.dim(), c.dim());
+    assert_eq!(dq.dim(), q.dim(), "scores_backward: dQ {:?} vs Q {:?}", dq.dim(), q.dim());
+    assert_eq!(dc.dim(), c.dim(), "scores_backward: dC {:?} vs C {:?}", dc.dim(), c.dim());
+    general_mat_mul(1.0, &ds, &c, 1.0, dq);
+    scratch.reshape(c.ncols(), c.nrows());
+    general_mat_mul(1.0, &q.t(), &ds, 0.0, &mut scratch.view_mut());
+    *dc += &scratch.view().t();
+}
+
+/// The textbook triple loop, `A·B`, accumulating in f64 (the reference for tests).
+pub fn naive_matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
+    assert_eq!(a.ncols(), b.nrows(), "naive_matmul: {:?} · {:?}", a.dim(), b.dim());
+    Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+        (0..a.ncols()).map(|k| f64::from(a[[i, k]]) * f64::from(b[[k, j]])).sum::<f64>() as f32
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::gradcheck::{assert_close, numeric_gradient, projection};
+    use crate::init::uniform;
+
+    fn max_rel_error(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn gemm_matches_naive_on_odd_shapes() {
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        for (m, k, n) in [(1, 1, 1), (3, 7, 5), (2049, 32, 33), (8, 9, 10), (33, 2049, 3)] {
+            let q = uniform((m, k), 1.0, &mut rng);
+            let c = uniform((n, k), 1.0, &mut rng);
+            let mut s = Array2::from_elem((m, n), f32::NAN);
+            scores(q.view(), c.view(), &mut s.view_mut());
+            let reference = naive_matmul(q.view(), c.t());
+            let error = max_rel_error(&s, &reference);
+            assert!(error < 1e-5 * (k as f32).sqrt(), "{m}x{k}x{n}: max rel error {error}");
+        }
+    }
+
+    #[test]
+    fn backward_matches_naive_and_accumulates() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (q, c) = (uniform((3, 4), 1.0, &mut rng), uniform((5, 4), 1.0, &mut rng));
+        let ds = projection((3, 5), &mut rng);
+        let mut dq = Array2::ones((3, 4));
+        let mut dc = Array2::ones((5, 4));
+        scores_backward(q.view(), c.view(), ds.view(), &mut dq.view_mut(), &mut dc.view_mut(), &mut Buffer::default());
+        assert!(max_rel_error(&dq, &(naive_matmul(ds.view(), c.view()) + 1.0)) < 1e-6);
+        assert!(max_rel_error(&dc, &(naive_matmul(ds.t(), q.view()) + 1.0)) < 1e-6);
+    }
+
+    #[test]
+    fn scores_gradcheck() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let (q, c) = (uniform((3, 4), 1.0, &mut rng), uniform((5, 4), 1.0, &mut rng));
+        let r = projection((3, 5), &mut rng);
+        let loss = |q: ArrayView2<'_, f32>, c: ArrayView2<'_, f32>| {
+            let mut s = Array2::zeros((3, 5));
+            scores(q, c, &mut s.view_mut());
+            s.iter().zip(&r).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum::<f64>()
+        };
+        let mut dq = Array2::zeros((3, 4));
+        let mut dc = Array2::zeros((5, 4));
+        scores_backward(q.view(), c.view(), r.view(), &mut dq.view_mut(), &mut dc.view_mut(), &mut Buffer::default());
+        let num_dq = numeric_gradient(q.as_slice().unwrap(), 1e-3, |v| loss(ArrayView2::from_shape((3, 4), v).unwrap(), c.view()));
+        let num_dc = numeric_gradient(c.as_slice().unwrap(), 1e-3, |v| loss(q.view(), ArrayView2::from_shape((5, 4), v).unwrap()));
+        assert_close("scores dQ", dq.as_slice().unwrap(), &num_dq, 1e-3, 1e-2);
+        assert_close("scores dC", dc.as_slice().unwrap(), &num_dc, 1e-3, 1e-2);
+    }
+}

@@ -1,0 +1,125 @@
+//! `RowSparseGrad`: the gradient of an embedding table, stored only for the rows a batch touched.
+//!
+//! A row used several times in a batch receives the **sum** of its gradients (never the last one
+//! written), as TF's `IndexedSlices` after Keras' `_deduplicate_sparse_grad`.
+
+use ndarray::{Array2, ArrayView1};
+
+const ABSENT: u32 = u32::MAX;
+
+/// Gradients for a subset of the rows of an `(n_rows, dim)` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowSparseGrad {
+    dim: usize,
+    /// Touched rows, in order of first touch, `(n_touched)`.
+    rows: Vec<u32>,
+    /// Their summed gradients, `(n_touched, dim)` row-major.
+    values: Vec<f32>,
+    /// For each table row, its slot in `rows`, or `ABSENT`; `(n_rows)`.
+    slot_of_row: Vec<u32>,
+}
+
+impl RowSparseGrad {
+    /// An empty gradient for an `(n_rows, dim)` table.
+    pub fn new(n_rows: usize, dim: usize) -> Self {
+        Self { dim, rows: Vec::new(), values: Vec::new(), slot_of_row: vec![ABSENT; n_rows] }
+    }
+
+    /// Adds `grad` to row `row`.
+    ///
+    /// # Panics
+    /// If `row` is outside the table or `grad` has the wrong width.
+    #[track_caller]
+    pub fn add_row(&mut self, row: u32, grad: ArrayView1<'_, f32>) {
+        assert_eq!(grad.len(), self.dim, "RowSparseGrad::add_row: width {} != {}", grad.len(), self.dim);
+        let slot = self.slot_mut(row);
+        for (v, g) in self.values[slot * self.dim..(slot + 1) * self.dim].iter_mut().zip(grad) {
+            *v += g;
+        }
+    }
+
+    /// Adds `scale · grad` to row `row` (for pooling, where each token gets `dy / len`).
+    #[track_caller]
+    pub fn add_row_scaled(&mut self, row: u32, grad: ArrayView1<'_, f32>, scale: f32) {
+        assert_eq!(grad.len(), self.dim, "RowSparseGrad::add_row_scaled: width {} != {}", grad.len(), self.dim);
+        let slot = self.slot_mut(row);
+        for (v, g) in self.values[slot * self.dim..(slot + 1) * self.dim].iter_mut().zip(grad) {
+            *v += scale * g;
+        }
+    }
+
+    /// Forgets every row, keeping the allocations.
+    pub fn zero(&mut self) {
+        for &row in &self.rows {
+            self.slot_of_row[row as usize] = ABSENT;
+        }
+        self.rows.clear();
+        self.values.clear();
+    }
+
+    /// The touched rows, in order of first touch.
+    pub fn rows(&self) -> &[u32] {
+        &self.rows
+    }
+
+    /// The summed gradient of the `i`-th touched row.
+    pub fn row_grad(&self, i: usize) -> &[f32] {
+        &self.values[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Row width.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Rows of the table this gradient belongs to.
+    pub fn n_rows(&self) -> usize {
+        self.slot_of_row.len()
+    }
+
+    /// The dense `(n_rows, dim)` equivalent, zeros in untouched rows (for tests).
+    pub fn to_dense(&self) -> Array2<f32> {
+        let mut dense = Array2::zeros((self.n_rows(), self.dim));
+        for (i, &row) in self.rows.iter().enumerate() {
+            dense.row_mut(row as usize).assign(&ArrayView1::from(self.row_grad(i)));
+        }
+        dense
+    }
+
+    #[track_caller]
+    fn slot_mut(&mut self, row: u32) -> usize {
+        let n_rows = self.slot_of_row.len();
+        let slot = self.slot_of_row.get_mut(row as usize).unwrap_or_else(|| panic!("RowSparseGrad: row {row} outside table of {n_rows} rows"));
+        if *slot == ABSENT {
+            *slot = self.rows.len() as u32;
+            self.rows.push(row);
+            self.values.resize(self.values.len() + self.dim, 0.0);
+        }
+        *slot as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::array;
+
+    use super::*;
+
+    #[test]
+    fn repeated_rows_are_summed_like_a_dense_scatter_add() {
+        let mut grad = RowSparseGrad::new(5, 2);
+        let updates = [(1u32, array![1.0f32, 2.0]), (3, array![5.0, 6.0]), (1, array![3.0, 4.0])];
+        let mut dense = Array2::<f32>::zeros((5, 2));
+        for (row, g) in &updates {
+            grad.add_row(*row, g.view());
+            let mut r = dense.row_mut(*row as usize);
+            r += g;
+        }
+        assert_eq!(grad.rows(), [1, 3]);
+        assert_eq!(grad.row_grad(0), [4.0, 6.0]);
+        assert_eq!(grad.to_dense(), dense);
+        grad.zero();
+        assert!(grad.rows().is_empty());
+        assert_eq!(grad.to_dense(), Array2::zeros((5, 2)));
+    }
+}

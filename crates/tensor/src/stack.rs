@@ -1,0 +1,155 @@
+//! `DenseStack`: the deep-retrieval tutorial's tower head, `Dense(n, relu)` for every entry of
+//! `layer_sizes` but the last, then a linear `Dense(layer_sizes[-1])`.
+
+use ndarray::ArrayView2;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::{Activation, Dense, DenseCache, DenseGrads};
+
+/// A stack of at least one dense layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DenseStack {
+    /// The layers, input first.
+    pub layers: Vec<Dense>,
+}
+
+/// One [`DenseCache`] per layer.
+#[derive(Debug, Clone, Default)]
+pub struct DenseStackCache {
+    layers: Vec<DenseCache>,
+}
+
+/// One [`DenseGrads`] per layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseStackGrads {
+    /// Per layer, input first.
+    pub layers: Vec<DenseGrads>,
+}
+
+impl DenseStack {
+    /// Layers `in_dim → sizes[0] → … → sizes[n-1]`, ReLU after all but the last.
+    ///
+    /// # Panics
+    /// If `sizes` is empty or contains 0 (configs validate this before building).
+    pub fn new(in_dim: usize, sizes: &[usize], rng: &mut impl Rng) -> Self {
+        assert!(!sizes.is_empty() && !sizes.contains(&0), "DenseStack::new: invalid layer sizes {sizes:?}");
+        let mut layers = Vec::with_capacity(sizes.len());
+        let mut fan_in = in_dim;
+        for (i, &size) in sizes.iter().enumerate() {
+            let activation = if i + 1 < sizes.len() { Activation::Relu } else { Activation::Linear };
+            layers.push(Dense::new(fan_in, size, activation, rng));
+            fan_in = size;
+        }
+        Self { layers }
+    }
+
+    /// Output width.
+    pub fn out_dim(&self) -> usize {
+        self.layers.last().map_or(0, Dense::out_dim)
+    }
+
+    /// Input width.
+    pub fn in_dim(&self) -> usize {
+        self.layers.first().map_or(0, Dense::in_dim)
+    }
+
+    /// Runs every layer in order.
+    ///
+    /// # Shapes
+    /// `x: (batch, in_dim)` → `(batch, out_dim)`, a view into `cache`.
+    pub fn forward<'c>(&self, x: ArrayView2<'_, f32>, cache: &'c mut DenseStackCache) -> ArrayView2<'c, f32> {
+        cache.layers.resize_with(self.layers.len(), DenseCache::default);
+        self.layers[0].forward(x, &mut cache.layers[0]);
+        for i in 1..self.layers.len() {
+            let (done, todo) = cache.layers.split_at_mut(i);
+            self.layers[i].forward(done[i - 1].output(), &mut todo[0]);
+        }
+        cache.layers[self.layers.len() - 1].output()
+    }
+
+    /// Runs every layer's backward in reverse order, adding into `grads`; returns `dx`.
+    ///
+    /// # Shapes
+    /// `dy: (batch, out_dim)` → `(batch, in_dim)`, a view into `cache`.
+    pub fn backward<'c>(&self, cache: &'c mut DenseStackCache, dy: ArrayView2<'_, f32>, grads: &mut DenseStackGrads) -> ArrayView2<'c, f32> {
+        let n = self.layers.len();
+        self.layers[n - 1].backward(&mut cache.layers[n - 1], dy, &mut grads.layers[n - 1]);
+        for i in (0..n - 1).rev() {
+            let (todo, done) = cache.layers.split_at_mut(i + 1);
+            self.layers[i].backward(&mut todo[i], done[0].input_grad(), &mut grads.layers[i]);
+        }
+        cache.layers[0].input_grad()
+    }
+}
+
+impl DenseStackGrads {
+    /// Zero gradients shaped like `stack`.
+    pub fn zeros_like(stack: &DenseStack) -> Self {
+        Self { layers: stack.layers.iter().map(DenseGrads::zeros_like).collect() }
+    }
+
+    /// Sets every gradient to zero.
+    pub fn zero(&mut self) {
+        self.layers.iter_mut().for_each(DenseGrads::zero);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::gradcheck::{assert_close, numeric_gradient, projection};
+    use crate::init::uniform;
+
+    fn loss(stack: &DenseStack, x: ArrayView2<'_, f32>, r: &Array2<f32>) -> f64 {
+        let mut cache = DenseStackCache::default();
+        let y = stack.forward(x, &mut cache);
+        y.iter().zip(r).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum()
+    }
+
+    #[test]
+    fn three_layer_gradcheck_and_accumulation() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut stack = DenseStack::new(4, &[5, 3, 2], &mut rng);
+        for layer in &mut stack.layers {
+            layer.b = uniform((1, layer.out_dim()), 0.3, &mut rng).row(0).to_owned();
+        }
+        assert_eq!(stack.layers.iter().map(|l| l.activation).collect::<Vec<_>>(), [Activation::Relu, Activation::Relu, Activation::Linear]);
+        let x = uniform((5, 4), 1.0, &mut rng);
+        let r = projection((5, 2), &mut rng);
+        let mut cache = DenseStackCache::default();
+        stack.forward(x.view(), &mut cache);
+        let mut grads = DenseStackGrads::zeros_like(&stack);
+        let dx = stack.backward(&mut cache, r.view(), &mut grads).to_owned();
+
+        let num_dx = numeric_gradient(x.as_slice().unwrap(), 1e-3, |v| loss(&stack, ArrayView2::from_shape((5, 4), v).unwrap(), &r));
+        assert_close("DenseStack dx", dx.as_slice().unwrap(), &num_dx, 1e-3, 1e-2);
+        for i in 0..stack.layers.len() {
+            let shape = stack.layers[i].w.dim();
+            let num_dw = numeric_gradient(stack.layers[i].w.as_slice().unwrap(), 1e-3, |v| {
+                let mut s = stack.clone();
+                s.layers[i].w = Array2::from_shape_vec(shape, v.to_vec()).unwrap();
+                loss(&s, x.view(), &r)
+            });
+            assert_close(&format!("DenseStack layer {i} dw"), grads.layers[i].dw.as_slice().unwrap(), &num_dw, 1e-3, 1e-2);
+            let num_db = numeric_gradient(stack.layers[i].b.as_slice().unwrap(), 1e-3, |v| {
+                let mut s = stack.clone();
+                s.layers[i].b = ndarray::Array1::from(v.to_vec());
+                loss(&s, x.view(), &r)
+            });
+            assert_close(&format!("DenseStack layer {i} db"), grads.layers[i].db.as_slice().unwrap(), &num_db, 1e-3, 1e-2);
+        }
+
+        let mut twice = DenseStackGrads::zeros_like(&stack);
+        stack.backward(&mut cache, r.view(), &mut twice);
+        stack.backward(&mut cache, r.view(), &mut twice);
+        for (t, o) in twice.layers.iter().zip(&grads.layers) {
+            assert_eq!(t.dw, &o.dw * 2.0);
+            assert_eq!(t.db, &o.db * 2.0);
+        }
+    }
+}
