@@ -1,0 +1,163 @@
+//! `InBatchSoftmax`: the loss of `tfrs.tasks.Retrieval` and its gradients, with reusable buffers.
+
+use ndarray::{ArrayView2, Axis};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tensor::matmul::{scores, scores_backward};
+use tensor::Buffer;
+
+use crate::softmax::softmax_cross_entropy_row;
+
+/// TFRS's `MIN_FLOAT = np.finfo(np.float32).min / 100`, added to accidental-hit logits.
+pub const MIN_FLOAT: f32 = f32::MIN / 100.0;
+/// Lower clip of candidate sampling probabilities before the log (TFRS).
+const MIN_PROBABILITY: f32 = 1e-6;
+/// Below this many logits the softmax runs on the calling thread only.
+const PARALLEL_MIN_LOGITS: usize = 1 << 16;
+
+/// Constants of the loss (TFRS constructor arguments).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LossConfig {
+    /// Divide the logits by this before the softmax; `None` means 1.
+    pub temperature: Option<f32>,
+}
+
+/// Whether in-batch candidates equal to the positive are masked out of the negatives.
+/// The ids belong to the variant: removal without ids cannot be written.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum AccidentalHits<'a> {
+    /// Keep every in-batch candidate as a negative (TFRS's default).
+    #[default]
+    Keep,
+    /// Give candidates whose id equals row `i`'s positive id (other than column `i`) the logit
+    /// bonus [`MIN_FLOAT`], which removes them from the softmax.
+    Remove {
+        /// One id per candidate, `(N)`.
+        candidate_ids: &'a [u32],
+    },
+}
+
+/// The values of one batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// Query embeddings, `(B, d)`.
+    pub query: ArrayView2<'a, f32>,
+    /// Candidate embeddings, `(N, d)` with `N ≥ B`; row `i < B` is query `i`'s positive.
+    pub candidate: ArrayView2<'a, f32>,
+    /// Per-query weights `w_i`, `(B)`; `None` means all 1.
+    pub sample_weight: Option<&'a [f32]>,
+    /// Candidate sampling probabilities `p_j` for the logQ correction, `(N)`.
+    pub candidate_sampling_probability: Option<&'a [f32]>,
+    /// Accidental-hit handling.
+    pub accidental_hits: AccidentalHits<'a>,
+}
+
+impl<'a> Batch<'a> {
+    /// A batch with no weights, no logQ correction and accidental hits kept.
+    pub fn new(query: ArrayView2<'a, f32>, candidate: ArrayView2<'a, f32>) -> Self {
+        Self { query, candidate, sample_weight: None, candidate_sampling_probability: None, accidental_hits: AccidentalHits::Keep }
+    }
+}
+
+/// The loss with its gradient buffers, reused from batch to batch.
+#[derive(Debug, Clone, Default)]
+pub struct InBatchSoftmax {
+    /// Logits, then their gradient, `(B, N)`: the only O(batch²) memory.
+    logits: Buffer,
+    /// `dQ`, `(B, d)`.
+    dquery: Buffer,
+    /// `dC`, `(N, d)`.
+    dcandidate: Buffer,
+    /// `dCᵀ` scratch for the backward GEMM, `(d, N)`.
+    scratch: Buffer,
+    /// Per-row weighted losses, `(B)`.
+    row_losses: Vec<f64>,
+}
+
+impl InBatchSoftmax {
+    /// Computes the summed loss and stores `dQ`, `dC` (read them with [`Self::query_grad`] and
+    /// [`Self::candidate_grad`]).
+    ///
+    /// # Panics
+    /// If the shapes disagree: `N < B`, different `d`, or weights/probabilities/ids of the
+    /// wrong length.
+    #[track_caller]
+    pub fn compute(&mut self, batch: &Batch<'_>, config: &LossConfig) -> f32 {
+        let (n_queries, dim) = batch.query.dim();
+        let n_candidates = batch.candidate.nrows();
+        assert!(n_candidates >= n_queries, "InBatchSoftmax: {n_candidates} candidates for {n_queries} queries; need N ≥ B");
+        assert_eq!(batch.candidate.ncols(), dim, "InBatchSoftmax: query dim {dim}, candidate dim {}", batch.candidate.ncols());
+        if let Some(w) = batch.sample_weight {
+            assert_eq!(w.len(), n_queries, "InBatchSoftmax: {} weights for {n_queries} queries", w.len());
+        }
+        if let Some(p) = batch.candidate_sampling_probability {
+            assert_eq!(p.len(), n_candidates, "InBatchSoftmax: {} probabilities for {n_candidates} candidates", p.len());
+        }
+        if let AccidentalHits::Remove { candidate_ids } = batch.accidental_hits {
+            assert_eq!(candidate_ids.len(), n_candidates, "InBatchSoftmax: {} ids for {n_candidates} candidates", candidate_ids.len());
+        }
+
+        self.logits.reshape(n_queries, n_candidates);
+        scores(batch.query, batch.candidate, &mut self.logits.view_mut());
+        let inv_temperature = config.temperature.map_or(1.0, |t| 1.0 / t);
+        self.row_losses.resize(n_queries, 0.0);
+        let row_loss = |(i, (row, loss)): (usize, (&mut [f32], &mut f64))| {
+            if let Some(t) = config.temperature {
+                row.iter_mut().for_each(|v| *v /= t);
+            }
+            if let Some(p) = batch.candidate_sampling_probability {
+                row.iter_mut().zip(p).for_each(|(v, &p)| *v -= p.clamp(MIN_PROBABILITY, 1.0).ln());
+            }
+            if let AccidentalHits::Remove { candidate_ids } = batch.accidental_hits {
+                let own = candidate_ids[i];
+                for (j, (v, &id)) in row.iter_mut().zip(candidate_ids).enumerate() {
+                    if id == own && j != i {
+                        *v += MIN_FLOAT;
+                    }
+                }
+            }
+            let weight = batch.sample_weight.map_or(1.0, |w| w[i]);
+            *loss = softmax_cross_entropy_row(row, i, weight, inv_temperature);
+        };
+        let rows = self.logits.as_slice_mut().chunks_mut(n_candidates.max(1)).zip(self.row_losses.iter_mut()).enumerate();
+        if n_queries * n_candidates >= PARALLEL_MIN_LOGITS {
+            let rows: Vec<_> = rows.collect();
+            rows.into_par_iter().for_each(row_loss);
+        } else {
+            rows.for_each(row_loss);
+        }
+        let loss: f64 = self.row_losses.iter().sum();
+
+        self.dquery.reshape_zeroed(n_queries, dim);
+        self.dcandidate.reshape_zeroed(n_candidates, dim);
+        scores_backward(
+            batch.query,
+            batch.candidate,
+            self.logits.view(),
+            &mut self.dquery.view_mut(),
+            &mut self.dcandidate.view_mut(),
+            &mut self.scratch,
+        );
+        loss as f32
+    }
+
+    /// `∂loss/∂Q` of the last [`Self::compute`], `(B, d)`.
+    pub fn query_grad(&self) -> ArrayView2<'_, f32> {
+        self.dquery.view()
+    }
+
+    /// `∂loss/∂C` of the last [`Self::compute`], `(N, d)`.
+    pub fn candidate_grad(&self) -> ArrayView2<'_, f32> {
+        self.dcandidate.view()
+    }
+
+    /// `∂loss/∂S` of the last [`Self::compute`], `(B, N)` (after temperature scaling).
+    pub fn logit_grad(&self) -> ArrayView2<'_, f32> {
+        self.logits.view()
+    }
+
+    /// Sum over rows of `∂loss/∂S`; zero when the gradient is consistent (for checks).
+    pub fn logit_grad_row_sums(&self) -> Vec<f32> {
+        self.logits.view().sum_axis(Axis(1)).to_vec()
+    }
+}

@@ -1,0 +1,135 @@
+//! The retrieval loss against TFRS 0.7.7 (`tests/golden/retrieval_loss.json`, every case) and
+//! against finite differences (every option alone and together, with weights).
+
+use ndarray::{Array2, ArrayView2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig};
+use serde::Deserialize;
+use tensor::gradcheck::{assert_close, numeric_gradient};
+use tensor::init::uniform;
+
+#[derive(Deserialize)]
+struct Golden {
+    query: Vec<Vec<f32>>,
+    candidate: Vec<Vec<f32>>,
+    candidate_ids: Vec<u32>,
+    candidate_sampling_probability: Vec<f32>,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    options: Options,
+    loss: f32,
+    grad_query: Vec<Vec<f32>>,
+    grad_candidate: Vec<Vec<f32>>,
+}
+
+#[derive(Deserialize, Debug)]
+struct Options {
+    temperature: Option<f32>,
+    #[serde(default)]
+    logq: bool,
+    #[serde(default)]
+    remove_accidental_hits: bool,
+}
+
+fn matrix(rows: &[Vec<f32>]) -> Array2<f32> {
+    Array2::from_shape_vec((rows.len(), rows[0].len()), rows.concat()).unwrap()
+}
+
+/// Largest `|a − b| / max(|b|, 1)`: relative for elements of magnitude ≥ 1, absolute below
+/// (an element near zero is a sum of cancelling O(1) terms, whose f32 rounding is absolute).
+fn max_relative_error(ours: ArrayView2<'_, f32>, theirs: &Array2<f32>) -> f32 {
+    ours.iter().zip(theirs).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max)
+}
+
+#[test]
+fn golden_parity_with_tfrs() {
+    let golden: Golden = serde_json::from_str(include_str!("golden/retrieval_loss.json")).unwrap();
+    let (q, c) = (matrix(&golden.query), matrix(&golden.candidate));
+    let mut loss = InBatchSoftmax::default();
+    for case in &golden.cases {
+        let batch = Batch {
+            candidate_sampling_probability: case.options.logq.then_some(&golden.candidate_sampling_probability[..]),
+            accidental_hits: if case.options.remove_accidental_hits {
+                AccidentalHits::Remove { candidate_ids: &golden.candidate_ids }
+            } else {
+                AccidentalHits::Keep
+            },
+            ..Batch::new(q.view(), c.view())
+        };
+        let value = loss.compute(&batch, &LossConfig { temperature: case.options.temperature });
+        let loss_error = (value - case.loss).abs() / case.loss.abs();
+        let dq_error = max_relative_error(loss.query_grad(), &matrix(&case.grad_query));
+        let dc_error = max_relative_error(loss.candidate_grad(), &matrix(&case.grad_candidate));
+        eprintln!("{:?}: loss rel err {loss_error:e}, dQ {dq_error:e}, dC {dc_error:e}", case.options);
+        assert!(loss_error <= 1e-5, "{:?}: loss {value} vs {}", case.options, case.loss);
+        assert!(dq_error <= 1e-5, "{:?}: dQ max rel error {dq_error}", case.options);
+        assert!(dc_error <= 1e-5, "{:?}: dC max rel error {dc_error}", case.options);
+    }
+}
+
+/// Every combination of temperature, logQ, accidental hits and weights, with N > B.
+#[test]
+fn gradcheck_every_option_combination() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let (n_queries, n_candidates, dim) = (4, 6, 3);
+    let q = uniform((n_queries, dim), 1.0, &mut rng);
+    let c = uniform((n_candidates, dim), 1.0, &mut rng);
+    let ids = [7u32, 8, 7, 9, 8, 7];
+    let probabilities = [0.3f32, 0.1, 0.05, 0.2, 1e-8, 0.6];
+    let weights = [1.0f32, 0.5, 2.0, 0.0];
+    let mut worst = 0f32;
+    for mask in 0..16u32 {
+        let config = LossConfig { temperature: (mask & 1 != 0).then_some(0.7) };
+        fn make<'a>(mask: u32, q: ArrayView2<'a, f32>, c: ArrayView2<'a, f32>, extras: &'a ([u32; 6], [f32; 6], [f32; 4])) -> Batch<'a> {
+            let (ids, probabilities, weights) = extras;
+            Batch {
+                query: q,
+                candidate: c,
+                sample_weight: (mask & 8 != 0).then_some(&weights[..]),
+                candidate_sampling_probability: (mask & 2 != 0).then_some(&probabilities[..]),
+                accidental_hits: if mask & 4 != 0 { AccidentalHits::Remove { candidate_ids: ids } } else { AccidentalHits::Keep },
+            }
+        }
+        let extras = (ids, probabilities, weights);
+        let mut loss = InBatchSoftmax::default();
+        loss.compute(&make(mask, q.view(), c.view(), &extras), &config);
+        let (dq, dc) = (loss.query_grad().to_owned(), loss.candidate_grad().to_owned());
+        let eval = |q: ArrayView2<'_, f32>, c: ArrayView2<'_, f32>| f64::from(InBatchSoftmax::default().compute(&make(mask, q, c, &extras), &config));
+        let num_dq = numeric_gradient(q.as_slice().unwrap(), 1e-2, |v| eval(ArrayView2::from_shape(q.dim(), v).unwrap(), c.view()));
+        let num_dc = numeric_gradient(c.as_slice().unwrap(), 1e-2, |v| eval(q.view(), ArrayView2::from_shape(c.dim(), v).unwrap()));
+        worst = worst.max(assert_close(&format!("dQ, options {mask:04b}"), dq.as_slice().unwrap(), &num_dq, 2e-3, 1e-2));
+        worst = worst.max(assert_close(&format!("dC, options {mask:04b}"), dc.as_slice().unwrap(), &num_dc, 2e-3, 1e-2));
+    }
+    eprintln!("loss gradcheck: max abs error {worst:e}");
+}
+
+#[test]
+fn huge_logits_do_not_overflow() {
+    let q = Array2::from_shape_vec((2, 1), vec![100.0f32, -100.0]).unwrap();
+    let c = Array2::from_shape_vec((2, 1), vec![100.0f32, 100.0]).unwrap();
+    let mut loss = InBatchSoftmax::default();
+    let value = loss.compute(&Batch::new(q.view(), c.view()), &LossConfig::default());
+    // Row 0: logits (1e4, 1e4): log 2. Row 1: (−1e4, −1e4): log 2.
+    assert!((value - 2.0 * 2f32.ln()).abs() < 1e-5, "{value}");
+    assert!(loss.query_grad().iter().chain(loss.candidate_grad()).all(|v| v.is_finite()));
+}
+
+#[test]
+fn sum_reduction_scales_with_batch() {
+    let mut rng = ChaCha8Rng::seed_from_u64(22);
+    let q = uniform((3, 2), 1.0, &mut rng);
+    let doubled = ndarray::concatenate![ndarray::Axis(0), q, q];
+    let mut loss = InBatchSoftmax::default();
+    let single: f32 = (0..3).map(|i| {
+        let row = q.slice(ndarray::s![i..i + 1, ..]);
+        loss.compute(&Batch::new(row, row), &LossConfig::default())
+    }).sum();
+    assert_eq!(single, 0.0, "a one-candidate softmax has zero loss");
+    let full = loss.compute(&Batch::new(doubled.view(), doubled.view()), &LossConfig::default());
+    let half = loss.compute(&Batch::new(q.view(), q.view()), &LossConfig::default());
+    assert!(full > 1.5 * half, "SUM over twice the rows (and more negatives) exceeds the half batch: {full} vs {half}");
+}
