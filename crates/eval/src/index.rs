@@ -1,0 +1,102 @@
+//! `BruteForceIndex`: exact top-k by dot product over a catalogue, like `tfrs.layers.factorized_top_k.BruteForce`.
+//!
+//! Results are sorted by score descending; equal scores put the lower catalogue row first
+//! (TF's `top_k`). Excluded ids are skipped, which equals TFRS's `query_with_exclusions` when
+//! the excluded ids are not in the top `k + E`... and is exact in every case.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array2, ArrayView2};
+use rayon::prelude::*;
+
+use crate::{CANDIDATE_BLOCK, QUERY_BLOCK};
+
+/// A catalogue of candidate embeddings with one id per row.
+#[derive(Debug, Clone)]
+pub struct BruteForceIndex {
+    /// `(n_rows, d)`.
+    candidates: Array2<f32>,
+    /// `(n_rows)`.
+    ids: Vec<u32>,
+}
+
+/// The top-k of one query.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Neighbours {
+    /// Candidate ids, best first.
+    pub ids: Vec<u32>,
+    /// Their scores.
+    pub scores: Vec<f32>,
+    /// Their catalogue rows.
+    pub rows: Vec<u32>,
+}
+
+impl BruteForceIndex {
+    /// An index over `candidates` with `ids[i]` naming row `i`.
+    ///
+    /// # Panics
+    /// If the number of ids differs from the number of rows.
+    pub fn new(candidates: Array2<f32>, ids: Vec<u32>) -> Self {
+        assert_eq!(candidates.nrows(), ids.len(), "BruteForceIndex: {} ids for {} rows", ids.len(), candidates.nrows());
+        Self { candidates, ids }
+    }
+
+    /// The catalogue embeddings.
+    pub fn candidates(&self) -> ArrayView2<'_, f32> {
+        self.candidates.view()
+    }
+
+    /// The `k` best candidates of each query, skipping the ids in `exclusions[i]` (if given).
+    ///
+    /// # Shapes
+    /// `queries: (n_queries, d)`; `exclusions: (n_queries, ragged)`.
+    pub fn top_k(&self, queries: ArrayView2<'_, f32>, k: usize, exclusions: Option<&[Vec<u32>]>) -> Vec<Neighbours> {
+        let n_queries = queries.nrows();
+        let n_rows = self.candidates.nrows();
+        if let Some(ex) = exclusions {
+            assert_eq!(ex.len(), n_queries, "top_k: {} exclusion lists for {n_queries} queries", ex.len());
+        }
+        let mut best: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(k + 1); n_queries];
+        let mut block = Array2::<f32>::zeros((QUERY_BLOCK.min(n_queries.max(1)), CANDIDATE_BLOCK.min(n_rows.max(1))));
+        for q_start in (0..n_queries).step_by(QUERY_BLOCK) {
+            let q_end = (q_start + QUERY_BLOCK).min(n_queries);
+            for c_start in (0..n_rows).step_by(CANDIDATE_BLOCK) {
+                let c_end = (c_start + CANDIDATE_BLOCK).min(n_rows);
+                let mut scores = block.slice_mut(s![..q_end - q_start, ..c_end - c_start]);
+                general_mat_mul(1.0, &queries.slice(s![q_start..q_end, ..]), &self.candidates.slice(s![c_start..c_end, ..]).t(), 0.0, &mut scores);
+                let scores = scores.view();
+                best[q_start..q_end].par_iter_mut().enumerate().for_each(|(i, kept)| {
+                    let excluded = exclusions.map_or(&[][..], |ex| &ex[q_start + i][..]);
+                    for (j, &score) in scores.row(i).iter().enumerate() {
+                        let row = (c_start + j) as u32;
+                        if kept.len() == k && !better((score, row), kept[k - 1]) {
+                            continue;
+                        }
+                        if excluded.contains(&self.ids[row as usize]) {
+                            continue;
+                        }
+                        let at = kept.partition_point(|&other| better(other, (score, row)));
+                        kept.insert(at, (score, row));
+                        kept.truncate(k);
+                    }
+                });
+            }
+        }
+        best.into_iter()
+            .map(|kept| Neighbours {
+                ids: kept.iter().map(|&(_, row)| self.ids[row as usize]).collect(),
+                scores: kept.iter().map(|&(score, _)| score).collect(),
+                rows: kept.iter().map(|&(_, row)| row).collect(),
+            })
+            .collect()
+    }
+}
+
+/// Higher score first; equal scores, lower row first. NaN ranks last.
+fn better(a: (f32, u32), b: (f32, u32)) -> bool {
+    match a.0.partial_cmp(&b.0) {
+        Some(std::cmp::Ordering::Greater) => true,
+        Some(std::cmp::Ordering::Equal) => a.1 < b.1,
+        Some(std::cmp::Ordering::Less) => false,
+        None => !a.0.is_nan() && b.0.is_nan(),
+    }
+}

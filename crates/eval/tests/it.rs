@@ -1,0 +1,132 @@
+//! The index against a full sort, the metric against TFRS (`tests/golden/factorized_topk.json`)
+//! and against a naive count, and the popularity baseline.
+
+use eval::{popularity_scores, true_rank, BruteForceIndex, FactorizedTopK};
+use ndarray::{Array2, Axis};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+
+fn random(shape: (usize, usize), rng: &mut impl Rng) -> Array2<f32> {
+    Array2::from_shape_fn(shape, |_| rng.random_range(-1.0f32..1.0))
+}
+
+/// Full sort of every row, score descending then row ascending, skipping excluded ids.
+fn full_sort(queries: &Array2<f32>, candidates: &Array2<f32>, ids: &[u32], k: usize, exclusions: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    let scores = queries.dot(&candidates.t());
+    scores.axis_iter(Axis(0)).enumerate().map(|(i, row)| {
+        let mut order: Vec<usize> = (0..row.len()).filter(|&j| !exclusions[i].contains(&ids[j])).collect();
+        order.sort_by(|&a, &b| row[b].partial_cmp(&row[a]).unwrap().then(a.cmp(&b)));
+        order.into_iter().take(k).map(|j| ids[j]).collect()
+    }).collect()
+}
+
+#[test]
+fn top_k_matches_a_full_sort_with_ties_and_exclusions() {
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    for (n_queries, n_rows, dim, k) in [(7, 50, 3, 5), (600, 5000, 8, 10), (3, 4, 2, 10)] {
+        let queries = random((n_queries, dim), &mut rng);
+        let mut candidates = random((n_rows, dim), &mut rng);
+        // Duplicate rows create exact ties.
+        for j in (1..n_rows).step_by(7) {
+            let previous = candidates.row(j - 1).to_owned();
+            candidates.row_mut(j).assign(&previous);
+        }
+        let ids: Vec<u32> = (0..n_rows as u32).map(|j| 1000 + j).collect();
+        let exclusions: Vec<Vec<u32>> = (0..n_queries).map(|i| (0..3).map(|e| 1000 + ((i * 13 + e * 5) % n_rows) as u32).collect()).collect();
+        let index = BruteForceIndex::new(candidates.clone(), ids.clone());
+        let ours = index.top_k(queries.view(), k, Some(&exclusions));
+        let reference = full_sort(&queries, &candidates, &ids, k, &exclusions);
+        for (i, (got, want)) in ours.iter().zip(&reference).enumerate() {
+            assert_eq!(&got.ids, want, "query {i} of {n_queries}x{n_rows}");
+            assert!(got.scores.windows(2).all(|w| w[0] >= w[1]));
+        }
+        let plain = index.top_k(queries.view(), k, None);
+        let no_exclusions = vec![Vec::new(); n_queries];
+        assert_eq!(plain.iter().map(|n| n.ids.clone()).collect::<Vec<_>>(), full_sort(&queries, &candidates, &ids, k, &no_exclusions));
+    }
+}
+
+#[derive(Deserialize)]
+struct Golden {
+    queries: Vec<Vec<f32>>,
+    candidates: Vec<Vec<f32>>,
+    true_index: Vec<u32>,
+    ks: Vec<usize>,
+    accuracy: Vec<f64>,
+}
+
+#[test]
+fn golden_parity_with_tfrs() {
+    let golden: Golden = serde_json::from_str(include_str!("golden/factorized_topk.json")).unwrap();
+    let matrix = |rows: &[Vec<f32>]| Array2::from_shape_vec((rows.len(), rows[0].len()), rows.concat()).unwrap();
+    let (queries, candidates) = (matrix(&golden.queries), matrix(&golden.candidates));
+    let ranks = true_rank(queries.view(), candidates.view(), &golden.true_index, None);
+    let mut metric = FactorizedTopK::new(&golden.ks);
+    metric.update(&ranks);
+    for ((k, ours), theirs) in metric.accuracies().into_iter().zip(&golden.accuracy) {
+        eprintln!("top_{k}: ours {ours}, TFRS {theirs}");
+        assert!((ours - theirs).abs() < 1e-6, "top_{k}: ours {ours}, TFRS {theirs}");
+    }
+}
+
+#[test]
+fn ranks_match_a_naive_count_including_exclusions_and_big_catalogues() {
+    let mut rng = ChaCha8Rng::seed_from_u64(32);
+    let (n_queries, n_rows, dim) = (700, 9000, 4);
+    let queries = random((n_queries, dim), &mut rng);
+    let candidates = random((n_rows, dim), &mut rng);
+    let true_rows: Vec<u32> = (0..n_queries).map(|_| rng.random_range(0..n_rows as u32)).collect();
+    let exclusions: Vec<Vec<u32>> = (0..n_queries).map(|_| (0..20).map(|_| rng.random_range(0..n_rows as u32)).filter(|r| r % 3 != 0).collect::<std::collections::BTreeSet<u32>>().into_iter().collect()).collect();
+    let scores = queries.dot(&candidates.t());
+    for (use_exclusions, ranks) in [(false, true_rank(queries.view(), candidates.view(), &true_rows, None)), (true, true_rank(queries.view(), candidates.view(), &true_rows, Some(&exclusions)))] {
+        for i in 0..n_queries {
+            let pos = scores[[i, true_rows[i] as usize]];
+            let mut excluded = exclusions[i].clone();
+            excluded.sort_unstable();
+            excluded.dedup();
+            let expected = (0..n_rows)
+                .filter(|&j| !(use_exclusions && excluded.binary_search(&(j as u32)).is_ok()))
+                .filter(|&j| scores[[i, j]] > pos)
+                .count() as u32;
+            // Scores from two different GEMM calls may differ in the last bit near the positive.
+            assert!(ranks[i].abs_diff(expected) <= 1, "query {i}: rank {} vs naive {expected}", ranks[i]);
+        }
+    }
+}
+
+#[test]
+fn own_row_and_duplicate_rows_never_outrank_the_truth() {
+    let mut rng = ChaCha8Rng::seed_from_u64(33);
+    let queries = random((300, 32), &mut rng);
+    let mut candidates = random((50, 32), &mut rng);
+    let copy = candidates.row(7).to_owned();
+    candidates.row_mut(8).assign(&copy);
+    let ranks_7 = true_rank(queries.view(), candidates.view(), &[7; 300], None);
+    let ranks_8 = true_rank(queries.view(), candidates.view(), &[8; 300], None);
+    assert_eq!(ranks_7, ranks_8, "a duplicate row ties with the truth, from either side");
+    let scores = queries.dot(&candidates.t());
+    for (i, &rank) in ranks_7.iter().enumerate() {
+        assert!((rank as usize) < 50 - 1, "query {i}");
+        let strictly_better = (0..50).filter(|&j| j != 7 && j != 8 && scores[[i, j]] > scores[[i, 7]] + 1e-5).count() as u32;
+        assert!(rank >= strictly_better && rank <= strictly_better + 1);
+    }
+}
+
+#[test]
+fn metric_is_an_example_weighted_mean_and_resets() {
+    let mut metric = FactorizedTopK::new(&[1, 5]);
+    assert_eq!(metric.accuracies(), [(1, 0.0), (5, 0.0)]);
+    metric.update(&[0, 4, 5]);
+    metric.update(&[0]);
+    assert_eq!(metric.accuracies(), [(1, 0.5), (5, 0.75)]);
+    metric.reset();
+    assert_eq!(metric.n_queries(), 0);
+}
+
+#[test]
+fn popularity_counts_by_key() {
+    // Rows 1 and 2 are the same candidate (a duplicated title).
+    let scores = popularity_scores(&[0, 1, 1, 2], [0, 1, 2, 2, 3]);
+    assert_eq!(scores.to_vec(), [1.0, 3.0, 3.0, 1.0]);
+}
