@@ -9,7 +9,7 @@ use std::ops::Range;
 use ndarray::{s, ArrayView2, ArrayViewMut2};
 
 /// The widths of the concatenated parts, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ColumnLayout {
     widths: Vec<usize>,
 }

@@ -1,0 +1,115 @@
+//! The model's typed configuration, validated once before anything is built.
+
+use serde::{Deserialize, Serialize};
+
+/// Which features feed the query tower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueryFeatures {
+    /// The user-id embedding alone (basic and context-without-timestamps tutorials).
+    UserId,
+    /// User id, timestamp-bucket embedding and normalised timestamp (`UserModel`, 2·dim + 1 wide).
+    UserIdAndTimestamp,
+}
+
+/// Which features feed the candidate tower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CandidateFeatures {
+    /// The title-id embedding alone (basic tutorial).
+    TitleId,
+    /// Title id and the masked mean of title-token embeddings (`MovieModel`, 2·dim wide).
+    TitleIdAndText,
+}
+
+/// The model's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Query-side features.
+    pub query_features: QueryFeatures,
+    /// Candidate-side features.
+    pub candidate_features: CandidateFeatures,
+    /// Width of every embedding table (32 in the tutorials).
+    pub embedding_dim: usize,
+    /// Dense head of both towers: ReLU after every layer but the last. Empty: no head.
+    pub layer_sizes: Vec<usize>,
+}
+
+/// Numbers of rows of the embedding tables, from the fitted features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vocabularies {
+    /// User ids, OOV included.
+    pub n_users: usize,
+    /// Timestamp buckets.
+    pub n_buckets: usize,
+    /// Titles, OOV included.
+    pub n_titles: usize,
+    /// Title tokens, padding and `[UNK]` included.
+    pub n_tokens: usize,
+}
+
+/// A [`ModelConfig`] that passed [`ModelConfig::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidModelConfig(ModelConfig);
+
+/// Why a [`ModelConfig`] cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `embedding_dim` is 0.
+    #[error("embedding_dim must be at least 1")]
+    ZeroEmbeddingDim,
+    /// A layer size is 0.
+    #[error("layer_sizes {layer_sizes:?}: every layer needs at least 1 unit (layer {index} has 0)")]
+    ZeroLayerSize {
+        /// The sizes given.
+        layer_sizes: Vec<usize>,
+        /// The offending position.
+        index: usize,
+    },
+    /// Without a head, the two towers' feature widths must agree for the dot product.
+    #[error("query width {query} != candidate width {candidate}: without layer_sizes both towers output their concatenated features, which must have equal widths (add layer_sizes, or match the feature sets)")]
+    MismatchedWidths {
+        /// Query tower output width.
+        query: usize,
+        /// Candidate tower output width.
+        candidate: usize,
+    },
+}
+
+impl ModelConfig {
+    /// Checks every rule, so that building the towers cannot fail later.
+    pub fn validate(self) -> Result<ValidModelConfig, ConfigError> {
+        if self.embedding_dim == 0 {
+            return Err(ConfigError::ZeroEmbeddingDim);
+        }
+        if let Some(index) = self.layer_sizes.iter().position(|&s| s == 0) {
+            return Err(ConfigError::ZeroLayerSize { layer_sizes: self.layer_sizes, index });
+        }
+        if self.layer_sizes.is_empty() && self.query_width() != self.candidate_width() {
+            return Err(ConfigError::MismatchedWidths { query: self.query_width(), candidate: self.candidate_width() });
+        }
+        Ok(ValidModelConfig(self))
+    }
+
+    /// Width of the query tower's concatenated features.
+    pub fn query_width(&self) -> usize {
+        match self.query_features {
+            QueryFeatures::UserId => self.embedding_dim,
+            QueryFeatures::UserIdAndTimestamp => 2 * self.embedding_dim + 1,
+        }
+    }
+
+    /// Width of the candidate tower's concatenated features.
+    pub fn candidate_width(&self) -> usize {
+        match self.candidate_features {
+            CandidateFeatures::TitleId => self.embedding_dim,
+            CandidateFeatures::TitleIdAndText => 2 * self.embedding_dim,
+        }
+    }
+}
+
+impl std::ops::Deref for ValidModelConfig {
+    type Target = ModelConfig;
+
+    fn deref(&self) -> &ModelConfig {
+        &self.0
+    }
+}
