@@ -1,1 +1,36 @@
-//! placeholder
+//! The training loop as a library: fitted features, batching, steps, epochs, validation,
+//! history and model files. It only wires the lower crates together; the maths lives in
+//! `tensor`, `towers`, `retrieval`, `optim` and `eval`.
+//!
+//! ```text
+//! Dataset ──FittedFeatures::fit──▶ Encoded (index columns per rating and per movie row)
+//!         ──Trainer::fit──▶ epochs of shuffled batches:
+//!              towers forward → in-batch softmax → towers backward → Adagrad (dense + row-sparse)
+//!         ──evaluate──▶ factorized top-k over the 1682-row catalogue (+ seen-filtered, popularity)
+//! ```
+//!
+//! ```
+//! use train::{Experiment, TrainConfig};
+//! let config: TrainConfig = Experiment::Deep2.config(42);
+//! assert_eq!(config.model.layer_sizes, [64, 32]);
+//! assert!(TrainConfig { batch_size: 0, ..config }.validate().is_err());
+//! ```
+#![warn(missing_docs)]
+
+mod batch;
+mod config;
+mod encode;
+mod evaluate;
+mod experiments;
+mod model_file;
+mod optimizer;
+mod trainer;
+
+pub use batch::Shuffler;
+pub use config::{ConfigError, Shuffle, TrainConfig, ValidTrainConfig};
+pub use encode::{Encoded, FittedFeatures};
+pub use evaluate::{evaluate_split, popularity_split, Metrics, SeenRows, SplitReport};
+pub use experiments::Experiment;
+pub use model_file::{ModelFile, ModelFileError, FORMAT_VERSION};
+pub use optimizer::ModelOptState;
+pub use trainer::{BatchProgress, EpochRecord, Observer, Trainer};

@@ -1,1 +1,44 @@
-fn main() {}
+//! `twotower`: train, evaluate and serve two-tower retrieval models on MovieLens 100k.
+//!
+//! Usually run through `cargo xtask train` / `cargo xtask recommend`, which build it in release
+//! mode with OpenBLAS. Each subcommand lives in its own module and implements `run`.
+
+mod bench;
+mod data;
+mod plot;
+mod recommend;
+mod report;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// Two-tower retrieval (TensorFlow Recommenders semantics) in Rust.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train and evaluate an experiment of the TFRS tutorials (or a custom configuration).
+    Train(train::TrainArgs),
+    /// Top titles for a user from a saved model.
+    Recommend(recommend::RecommendArgs),
+    /// A short fixed benchmark of the deep [64, 32] model; writes bench.json.
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => args.run(),
+        Command::Recommend(args) => args.run(),
+        Command::Bench(args) => args.run(),
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}

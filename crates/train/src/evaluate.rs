@@ -1,0 +1,141 @@
+//! Evaluation of a model (and of the popularity baseline) on a set of ratings: factorized top-k
+//! over the whole catalogue, unfiltered and with each user's training movies removed.
+
+use eval::{popularity_scores, true_rank, FactorizedTopK, TFRS_KS};
+use ndarray::{s, Array2};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use towers::{CandidateCache, QueryCache, TwoTower};
+
+use crate::batch::BatchColumns;
+use crate::Encoded;
+
+/// Queries embedded per chunk.
+const QUERY_CHUNK: usize = 8192;
+
+/// Accuracy at each k, serialised as `{"top_1": …, "top_5": …}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metrics(pub Vec<(usize, f64)>);
+
+impl Metrics {
+    /// Accuracy at `k`, if measured.
+    pub fn at(&self, k: usize) -> Option<f64> {
+        self.0.iter().find(|(kk, _)| *kk == k).map(|(_, a)| *a)
+    }
+}
+
+impl Serialize for Metrics {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, accuracy) in &self.0 {
+            map.serialize_entry(&format!("top_{k}"), accuracy)?;
+        }
+        map.end()
+    }
+}
+
+/// The metrics of one split.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SplitReport {
+    /// Ranked against every catalogue row (the TFRS number).
+    pub all: Metrics,
+    /// Ranked with the user's training movies removed (always labelled as such).
+    pub seen_filtered: Metrics,
+}
+
+/// For each user index, the catalogue rows to remove from its ranking: every row whose title the
+/// user rated in training (duplicated titles share their rows, as TFRS keys movies by title).
+#[derive(Debug, Clone)]
+pub struct SeenRows {
+    per_user: Vec<Vec<u32>>,
+}
+
+impl SeenRows {
+    /// Collects the rows from the training ratings.
+    pub fn new(data: &Encoded, train_rows: &[usize]) -> Self {
+        let n_users = data.user.iter().copied().max().map_or(0, |m| m as usize + 1);
+        let n_titles = data.movie_title.iter().copied().max().map_or(0, |m| m as usize + 1);
+        let mut rows_of_title: Vec<Vec<u32>> = vec![Vec::new(); n_titles];
+        for (row, &title) in data.movie_title.iter().enumerate() {
+            rows_of_title[title as usize].push(row as u32);
+        }
+        let mut per_user: Vec<Vec<u32>> = vec![Vec::new(); n_users];
+        for &r in train_rows {
+            let title = data.movie_title[data.movie_row[r] as usize];
+            per_user[data.user[r] as usize].extend(&rows_of_title[title as usize]);
+        }
+        for rows in &mut per_user {
+            rows.sort_unstable();
+            rows.dedup();
+        }
+        Self { per_user }
+    }
+
+    /// The rows seen by user index `user` (empty for unknown users).
+    pub fn of(&self, user: u32) -> &[u32] {
+        self.per_user.get(user as usize).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Candidate embeddings of every catalogue row, `(n_movies, d)`.
+pub fn embed_catalogue(model: &TwoTower, data: &Encoded, cache: &mut CandidateCache) -> Array2<f32> {
+    let mut columns = BatchColumns::default();
+    columns.titles.clone_from(&data.movie_title);
+    data.fill_bags(0..data.n_movies() as u32, &mut columns.tokens);
+    model.candidate.forward(&columns.candidate(), cache).to_owned()
+}
+
+/// Query embeddings of ratings `rows`, `(rows.len(), d)`.
+pub fn embed_queries(model: &TwoTower, data: &Encoded, rows: &[usize], cache: &mut QueryCache) -> Array2<f32> {
+    let mut out = Array2::zeros((rows.len(), model.query.out_dim()));
+    let mut columns = BatchColumns::default();
+    for (chunk_idx, chunk) in rows.chunks(QUERY_CHUNK).enumerate() {
+        columns.fill(data, chunk, None);
+        let start = chunk_idx * QUERY_CHUNK;
+        out.slice_mut(s![start..start + chunk.len(), ..]).assign(&model.query.forward(&columns.query(), cache));
+    }
+    out
+}
+
+/// Factorized top-k of `model` on ratings `rows`, over all catalogue rows.
+pub fn evaluate_split(model: &TwoTower, data: &Encoded, rows: &[usize], seen: &SeenRows) -> SplitReport {
+    let catalogue = embed_catalogue(model, data, &mut CandidateCache::default());
+    let queries = embed_queries(model, data, rows, &mut QueryCache::default());
+    report(queries.view(), catalogue.view(), data, rows, seen)
+}
+
+/// The popularity baseline on ratings `rows`: every query scores each movie by its number of
+/// training ratings (by title).
+pub fn popularity_split(data: &Encoded, train_rows: &[usize], rows: &[usize], seen: &SeenRows) -> SplitReport {
+    let counts = popularity_scores(&data.movie_title, train_rows.iter().map(|&r| data.movie_row[r]));
+    let catalogue = counts.into_shape_with_order((data.n_movies(), 1)).expect("one column");
+    let queries = Array2::ones((rows.len(), 1));
+    report(queries.view(), catalogue.view(), data, rows, seen)
+}
+
+fn report(queries: ndarray::ArrayView2<'_, f32>, catalogue: ndarray::ArrayView2<'_, f32>, data: &Encoded, rows: &[usize], seen: &SeenRows) -> SplitReport {
+    let true_rows: Vec<u32> = rows.iter().map(|&r| data.movie_row[r]).collect();
+    let exclusions: Vec<Vec<u32>> = rows
+        .iter()
+        .map(|&r| {
+            let own = true_rows_title_rows(data, data.movie_row[r]);
+            // Never exclude the true movie itself (or its duplicate-title rows).
+            seen.of(data.user[r]).iter().copied().filter(|row| !own.contains(row)).collect()
+        })
+        .collect();
+    let metrics = |ranks: &[u32]| {
+        let mut metric = FactorizedTopK::new(&TFRS_KS);
+        metric.update(ranks);
+        Metrics(metric.accuracies())
+    };
+    SplitReport {
+        all: metrics(&true_rank(queries, catalogue, &true_rows, None)),
+        seen_filtered: metrics(&true_rank(queries, catalogue, &true_rows, Some(&exclusions))),
+    }
+}
+
+/// The catalogue rows sharing `row`'s title.
+fn true_rows_title_rows(data: &Encoded, row: u32) -> Vec<u32> {
+    let title = data.movie_title[row as usize];
+    (0..data.n_movies() as u32).filter(|&r| data.movie_title[r as usize] == title).collect()
+}

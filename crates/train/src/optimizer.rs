@@ -1,0 +1,92 @@
+//! Adagrad state for every parameter of both towers, and the step that applies the grads.
+//!
+//! Embedding tables take the row-sparse step (only the rows a batch touched), dense layers the
+//! dense step. The code destructures every tower exhaustively, so a new parameter that is not
+//! optimised fails to compile.
+
+use ndarray::{Ix1, Ix2};
+use optim::{Adagrad, AdagradState};
+use towers::{CandidateGrads, CandidateTower, Head, HeadGrads, QueryGrads, QueryTower, TwoTower};
+
+/// Accumulators for every parameter of a [`TwoTower`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelOptState {
+    query: QueryState,
+    candidate: CandidateState,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct QueryState {
+    user: AdagradState<Ix2>,
+    timestamp: Option<AdagradState<Ix2>>,
+    head: HeadState,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct CandidateState {
+    title: AdagradState<Ix2>,
+    text: Option<AdagradState<Ix2>>,
+    head: HeadState,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct HeadState {
+    /// Per layer: kernel and bias accumulators.
+    layers: Vec<(AdagradState<Ix2>, AdagradState<Ix1>)>,
+}
+
+impl ModelOptState {
+    /// Fresh accumulators (all at `initial_accumulator_value`).
+    pub fn new(model: &TwoTower, adagrad: &Adagrad) -> Self {
+        let TwoTower { query, candidate } = model;
+        let QueryTower { user, timestamp, head: query_head, .. } = query;
+        let CandidateTower { title, text, head: candidate_head, .. } = candidate;
+        Self {
+            query: QueryState {
+                user: AdagradState::new(&user.table, adagrad),
+                timestamp: timestamp.as_ref().map(|t| AdagradState::new(&t.table, adagrad)),
+                head: HeadState::new(query_head, adagrad),
+            },
+            candidate: CandidateState {
+                title: AdagradState::new(&title.table, adagrad),
+                text: text.as_ref().map(|t| AdagradState::new(&t.table, adagrad)),
+                head: HeadState::new(candidate_head, adagrad),
+            },
+        }
+    }
+
+    /// One Adagrad step on every parameter.
+    pub fn step(&mut self, adagrad: &Adagrad, model: &mut TwoTower, query_grads: &QueryGrads, candidate_grads: &CandidateGrads) {
+        let TwoTower { query, candidate } = model;
+        let QueryTower { user, timestamp, head, .. } = query;
+        let QueryGrads { user: d_user, timestamp: d_timestamp, head: d_head } = query_grads;
+        adagrad.step_rows(&mut user.table, d_user, &mut self.query.user);
+        if let (Some(t), Some(dt), Some(s)) = (timestamp, d_timestamp, &mut self.query.timestamp) {
+            adagrad.step_rows(&mut t.table, dt, s);
+        }
+        self.query.head.step(adagrad, head, d_head);
+
+        let CandidateTower { title, text, head, .. } = candidate;
+        let CandidateGrads { title: d_title, text: d_text, head: d_head } = candidate_grads;
+        adagrad.step_rows(&mut title.table, d_title, &mut self.candidate.title);
+        if let (Some(t), Some(dt), Some(s)) = (text, d_text, &mut self.candidate.text) {
+            adagrad.step_rows(&mut t.table, dt, s);
+        }
+        self.candidate.head.step(adagrad, head, d_head);
+    }
+}
+
+impl HeadState {
+    fn new(head: &Head, adagrad: &Adagrad) -> Self {
+        let layers = head.stack.iter().flat_map(|s| &s.layers).map(|l| (AdagradState::new(&l.w, adagrad), AdagradState::new(&l.b, adagrad))).collect();
+        Self { layers }
+    }
+
+    fn step(&mut self, adagrad: &Adagrad, head: &mut Head, grads: &HeadGrads) {
+        let (Some(stack), Some(stack_grads)) = (&mut head.stack, &grads.stack) else { return };
+        for ((layer, g), (w_state, b_state)) in stack.layers.iter_mut().zip(&stack_grads.layers).zip(&mut self.layers) {
+            adagrad.step_dense(&mut layer.w, &g.dw, w_state);
+            adagrad.step_dense(&mut layer.b, &g.db, b_state);
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! `Trainer`: the model, its optimizer state and every reusable buffer of a training step.
+//!
+//! One step, for a batch of rating rows:
+//!
+//! ```text
+//! Q = query_tower(batch)          C = candidate_tower(batch)        (B, d) each
+//! loss, dQ, dC = in_batch_softmax(Q, C)                             SUM over the batch
+//! query_tower.backward(dQ)        candidate_tower.backward(dC)      grads zeroed first
+//! Adagrad: row-sparse steps on embedding tables, dense steps on layers
+//! ```
+//!
+//! After the first step of the largest batch size, a step allocates nothing: every buffer
+//! (caches, grads, logits, batch columns) is reused.
+
+use std::time::Instant;
+
+use movielens::split::Split;
+use optim::{Adagrad, AdagradConfig};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig};
+use towers::{CandidateCache, CandidateGrads, QueryCache, QueryGrads, TwoTower, Vocabularies};
+
+use crate::batch::BatchColumns;
+use crate::evaluate::{embed_catalogue, evaluate_split, Metrics, SeenRows, SplitReport};
+use crate::{Encoded, ModelOptState, Shuffler, ValidTrainConfig};
+
+/// Progress after one training batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchProgress {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// 1-based batch within the epoch.
+    pub batch: usize,
+    /// Batches per epoch.
+    pub n_batches: usize,
+    /// This batch's summed loss.
+    pub loss: f32,
+}
+
+/// What happened in one epoch.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Sum of the batch losses (each a SUM over its examples).
+    pub loss_sum: f64,
+    /// The last batch's loss (what Keras' `History` reports as "loss").
+    pub last_batch_loss: f32,
+    /// Factorized top-k over the epoch's training batches, each before its update (when enabled).
+    pub train_batch_metrics: Option<Metrics>,
+    /// Validation on the test split, on validation epochs.
+    pub validation: Option<SplitReport>,
+    /// Seconds spent training in this epoch.
+    pub train_seconds: f64,
+    /// Seconds spent validating after it.
+    pub eval_seconds: f64,
+}
+
+/// Receives progress; every method has an empty default.
+pub trait Observer {
+    /// After every batch.
+    fn on_batch(&mut self, _progress: &BatchProgress) {}
+    /// After every epoch (and its validation, if any).
+    fn on_epoch(&mut self, _record: &EpochRecord) {}
+}
+
+impl Observer for () {}
+
+/// A model being trained.
+#[derive(Debug)]
+pub struct Trainer {
+    /// The towers.
+    pub model: TwoTower,
+    config: ValidTrainConfig,
+    adagrad: Adagrad,
+    opt_state: ModelOptState,
+    buffers: StepBuffers,
+}
+
+#[derive(Debug, Default)]
+struct StepBuffers {
+    columns: BatchColumns,
+    query_cache: QueryCache,
+    candidate_cache: CandidateCache,
+    catalogue_cache: CandidateCache,
+    loss: InBatchSoftmax,
+}
+
+impl Trainer {
+    /// A freshly initialised model (weights from `ChaCha8Rng::seed_from_u64(config.seed)`).
+    pub fn new(config: ValidTrainConfig, sizes: Vocabularies) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let model = TwoTower::new(config.model().clone(), sizes, &mut rng);
+        let adagrad = Adagrad::new(AdagradConfig { learning_rate: config.learning_rate, ..AdagradConfig::default() });
+        let opt_state = ModelOptState::new(&model, &adagrad);
+        Self { model, config, adagrad, opt_state, buffers: StepBuffers::default() }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ValidTrainConfig {
+        &self.config
+    }
+
+    /// One Adagrad step on ratings `rows`; returns the batch's summed loss. With `ranks`, also
+    /// records each example's factorized rank over `catalogue` (computed before the update).
+    pub fn step(&mut self, data: &Encoded, rows: &[usize], title_probability: Option<&[f32]>, grads: &mut (QueryGrads, CandidateGrads)) -> f32 {
+        self.step_with_ranks(data, rows, title_probability, grads, None)
+    }
+
+    fn step_with_ranks(
+        &mut self,
+        data: &Encoded,
+        rows: &[usize],
+        title_probability: Option<&[f32]>,
+        grads: &mut (QueryGrads, CandidateGrads),
+        ranks: Option<(&ndarray::Array2<f32>, &mut eval::FactorizedTopK)>,
+    ) -> f32 {
+        let StepBuffers { columns, query_cache, candidate_cache, loss, .. } = &mut self.buffers;
+        columns.fill(data, rows, title_probability);
+        let queries = self.model.query.forward(&columns.query(), query_cache);
+        let candidates = self.model.candidate.forward(&columns.candidate(), candidate_cache);
+        if let Some((catalogue, metric)) = ranks {
+            metric.update(&eval::true_rank(queries, catalogue.view(), &columns.movie_rows, None));
+        }
+        let batch = Batch {
+            query: queries,
+            candidate: candidates,
+            sample_weight: None,
+            candidate_sampling_probability: title_probability.map(|_| &columns.probabilities[..]),
+            accidental_hits: if self.config.remove_accidental_hits {
+                AccidentalHits::Remove { candidate_ids: &columns.titles }
+            } else {
+                AccidentalHits::Keep
+            },
+        };
+        let value = loss.compute(&batch, &LossConfig { temperature: self.config.temperature });
+        let (query_grads, candidate_grads) = grads;
+        query_grads.zero();
+        candidate_grads.zero();
+        self.model.query.backward(query_cache, loss.query_grad(), query_grads);
+        self.model.candidate.backward(candidate_cache, loss.candidate_grad(), candidate_grads);
+        self.opt_state.step(&self.adagrad, &mut self.model, query_grads, candidate_grads);
+        value
+    }
+
+    /// Fresh gradient buffers for [`Self::step`].
+    pub fn new_grads(&self) -> (QueryGrads, CandidateGrads) {
+        (QueryGrads::zeros_like(&self.model.query), CandidateGrads::zeros_like(&self.model.candidate))
+    }
+
+    /// Each title's share of the training interactions, `(n_titles)`, for the logQ correction.
+    pub fn title_probability(data: &Encoded, train_rows: &[usize], n_titles: usize) -> Vec<f32> {
+        let mut counts = vec![0u64; n_titles];
+        for &r in train_rows {
+            counts[data.movie_title[data.movie_row[r] as usize] as usize] += 1;
+        }
+        let total = train_rows.len().max(1) as f64;
+        counts.iter().map(|&c| (c as f64 / total) as f32).collect()
+    }
+
+    /// Trains for `config.epochs` epochs on `split.train`, validating on `split.test` as configured.
+    pub fn fit(&mut self, data: &Encoded, split: &Split, observer: &mut dyn Observer) -> Vec<EpochRecord> {
+        let probability = self.config.logq.then(|| Self::title_probability(data, &split.train, self.model.candidate.title.n_rows()));
+        let seen = SeenRows::new(data, &split.train);
+        let mut shuffler = Shuffler::new(&split.train, self.config.shuffle, self.config.seed);
+        let mut grads = self.new_grads();
+        let mut history = Vec::with_capacity(self.config.epochs);
+        let batch_size = self.config.batch_size;
+        let n_batches = split.train.len().div_ceil(batch_size);
+        for epoch in 1..=self.config.epochs {
+            let started = Instant::now();
+            let order = shuffler.next_epoch().to_vec();
+            let mut batch_metric = self.config.batch_metrics.then(|| eval::FactorizedTopK::new(&eval::TFRS_KS));
+            let (mut loss_sum, mut last_batch_loss) = (0f64, 0f32);
+            for (batch_idx, rows) in order.chunks(batch_size).enumerate() {
+                let catalogue = batch_metric.as_ref().map(|_| embed_catalogue(&self.model, data, &mut self.buffers.catalogue_cache));
+                let ranks = catalogue.as_ref().zip(batch_metric.as_mut());
+                let loss = self.step_with_ranks(data, rows, probability.as_deref(), &mut grads, ranks);
+                loss_sum += f64::from(loss);
+                last_batch_loss = loss;
+                observer.on_batch(&BatchProgress { epoch, batch: batch_idx + 1, n_batches, loss });
+            }
+            let train_seconds = started.elapsed().as_secs_f64();
+            let eval_started = Instant::now();
+            let validation = self.config.validates_after(epoch).then(|| evaluate_split(&self.model, data, &split.test, &seen));
+            let record = EpochRecord {
+                epoch,
+                loss_sum,
+                last_batch_loss,
+                train_batch_metrics: batch_metric.map(|m| Metrics(m.accuracies())),
+                validation,
+                train_seconds,
+                eval_seconds: eval_started.elapsed().as_secs_f64(),
+            };
+            observer.on_epoch(&record);
+            history.push(record);
+        }
+        history
+    }
+}

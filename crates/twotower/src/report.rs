@@ -1,0 +1,121 @@
+//! What a run reports: the data summary, the metrics table, `metrics.json` and `summary.json`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use movielens::split::Split;
+use movielens::Dataset;
+use serde_json::{json, Value};
+use train::{EpochRecord, FittedFeatures, Metrics, SplitReport, TrainConfig};
+
+/// One trained and evaluated run.
+pub struct RunReport {
+    pub experiment: String,
+    pub config: TrainConfig,
+    pub split: String,
+    pub test: SplitReport,
+    pub train: SplitReport,
+    pub popularity_test: SplitReport,
+    pub popularity_train: SplitReport,
+    pub history: Vec<EpochRecord>,
+    pub train_seconds: f64,
+    pub eval_seconds: f64,
+    pub wall_seconds: f64,
+}
+
+impl RunReport {
+    /// The `metrics.json` document.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "experiment": self.experiment,
+            "config": self.config,
+            "split": self.split,
+            "test": self.test.all,
+            "test_seen_filtered": self.test.seen_filtered,
+            "train": self.train.all,
+            "train_seen_filtered": self.train.seen_filtered,
+            "popularity": {
+                "test": self.popularity_test.all,
+                "test_seen_filtered": self.popularity_test.seen_filtered,
+                "train": self.popularity_train.all,
+            },
+            "history": self.history,
+            "seconds": { "train": self.train_seconds, "eval": self.eval_seconds, "wall": self.wall_seconds },
+        })
+    }
+}
+
+pub fn print_data_summary(dir: &Path, data: &Dataset, features: &FittedFeatures, split: &Split, split_name: &str) {
+    let users: std::collections::HashSet<u32> = data.ratings.iter().map(|r| r.user_id).collect();
+    let (min, max) = (features.buckets.boundaries().first().copied().unwrap_or(0.0), features.max_timestamp);
+    println!("MovieLens 100k from {}", dir.display());
+    println!(
+        "  {} ratings, {} users, {} movie rows ({} distinct titles), timestamps {} .. {}",
+        data.ratings.len(),
+        users.len(),
+        data.movies.len(),
+        features.titles.len() - 1,
+        min as i64,
+        max
+    );
+    println!(
+        "  vocabularies: users {}, titles {}, timestamp buckets {}, title tokens {}",
+        features.users.len(),
+        features.titles.len(),
+        features.buckets.n_buckets(),
+        features.text.len()
+    );
+    println!("  split: {split_name}: {} train, {} test", split.train.len(), split.test.len());
+}
+
+pub fn print_table(runs: &[RunReport]) {
+    let Some(first) = runs.first() else { return };
+    let mean = |f: &dyn Fn(&RunReport) -> &Metrics, k: usize| runs.iter().map(|r| f(r).at(k).unwrap_or(0.0)).sum::<f64>() / runs.len() as f64;
+    let rows: [(&str, &dyn Fn(&RunReport) -> &Metrics); 6] = [
+        ("model, test", &|r| &r.test.all),
+        ("model, test, seen-filtered", &|r| &r.test.seen_filtered),
+        ("model, train", &|r| &r.train.all),
+        ("popularity, test", &|r| &r.popularity_test.all),
+        ("popularity, test, seen-filtered", &|r| &r.popularity_test.seen_filtered),
+        ("popularity, train", &|r| &r.popularity_train.all),
+    ];
+    println!();
+    println!("{} ({} seed{}; {}):", first.experiment, runs.len(), if runs.len() == 1 { "" } else { "s, mean" }, first.split);
+    println!("  {:<34} {:>7} {:>7} {:>7} {:>7} {:>7}", "factorized top-k accuracy", "top-1", "top-5", "top-10", "top-50", "top-100");
+    for (label, metrics) in rows {
+        print!("  {label:<34}");
+        for k in eval::TFRS_KS {
+            print!(" {:>7.4}", mean(metrics, k));
+        }
+        println!();
+    }
+    let train_s = runs.iter().map(|r| r.train_seconds).sum::<f64>() / runs.len() as f64;
+    let eval_s = runs.iter().map(|r| r.eval_seconds).sum::<f64>() / runs.len() as f64;
+    println!("  seconds per run: train {train_s:.2}, eval {eval_s:.2}");
+}
+
+/// Mean and standard deviation over seeds, per split and k.
+pub fn write_summary(runs: &[RunReport], path: &Path) -> anyhow::Result<()> {
+    let stats = |f: &dyn Fn(&RunReport) -> &Metrics| {
+        let mut out = serde_json::Map::new();
+        for k in eval::TFRS_KS {
+            let values: Vec<f64> = runs.iter().map(|r| f(r).at(k).unwrap_or(0.0)).collect();
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64).sqrt();
+            out.insert(format!("top_{k}"), json!({ "mean": mean, "std": std, "runs": values }));
+        }
+        Value::Object(out)
+    };
+    let doc = json!({
+        "experiment": runs[0].experiment,
+        "seeds": runs.iter().map(|r| r.config.seed).collect::<Vec<_>>(),
+        "split": runs[0].split,
+        "test": stats(&|r| &r.test.all),
+        "test_seen_filtered": stats(&|r| &r.test.seen_filtered),
+        "train": stats(&|r| &r.train.all),
+        "popularity": { "test": runs[0].popularity_test.all, "test_seen_filtered": runs[0].popularity_test.seen_filtered },
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&doc)?).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! `twotower train`: run one experiment (or all), over one or more seeds, and report.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use train::{evaluate_split, popularity_split, EpochRecord, Encoded, Experiment, FittedFeatures, ModelFile, Observer, SeenRows, Trainer, TrainConfig};
+use towers::QueryFeatures;
+
+use crate::report::{self, RunReport};
+use crate::{data, plot};
+
+/// Flags of `train`; anything given overrides the experiment's tutorial settings.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// basic, context, context-timestamps, deep-1, deep-2, deep-3, or all.
+    #[arg(long, default_value = "context-timestamps")]
+    experiment: String,
+    /// MovieLens 100k directory (else MOVIELENS_DIR, else data/ml-100k, else download).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// A split file (user_id item_id rating timestamp split, tab-separated, with header).
+    #[arg(long, conflicts_with = "tutorial_rows")]
+    split: Option<PathBuf>,
+    /// The TFRS tutorial row list (0-based u.data line per line; first 80% train).
+    #[arg(long)]
+    tutorial_rows: Option<PathBuf>,
+    /// Seed of the seeded 80/20 split (when no split file is given).
+    #[arg(long, default_value_t = 42)]
+    split_seed: u64,
+    /// Seeds of the runs, comma-separated; several seeds give a mean.
+    #[arg(long, value_delimiter = ',', default_value = "42")]
+    seed: Vec<u64>,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Adagrad learning rate.
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Dense layer sizes of both towers, comma-separated (e.g. 64,32).
+    #[arg(long, value_delimiter = ',')]
+    layers: Option<Vec<usize>>,
+    /// Embedding width.
+    #[arg(long)]
+    embedding_dim: Option<usize>,
+    /// Use the timestamp features in the query tower.
+    #[arg(long)]
+    timestamps: bool,
+    /// Softmax temperature.
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Apply the logQ sampling-bias correction (candidate probability = share of training ratings).
+    #[arg(long)]
+    logq: bool,
+    /// Remove accidental hits (in-batch candidates with the positive's title).
+    #[arg(long)]
+    remove_accidental_hits: bool,
+    /// Validate every N epochs.
+    #[arg(long)]
+    validation_freq: Option<usize>,
+    /// Output directory (default runs/<experiment>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Instead of training, plot top-100 against epoch for these run directories.
+    #[arg(long, num_args = 1.., value_name = "RUN_DIR")]
+    compare: Vec<PathBuf>,
+}
+
+impl TrainArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        if !self.compare.is_empty() {
+            let out = self.out.clone().unwrap_or_else(|| PathBuf::from("runs/compare.svg"));
+            return plot::compare_runs(&self.compare, &out);
+        }
+        let experiments = match self.experiment.as_str() {
+            "all" => Experiment::ALL.to_vec(),
+            name => vec![Experiment::from_name(name).with_context(|| {
+                format!("--experiment {name:?}: expected one of basic, context, context-timestamps, deep-1, deep-2, deep-3, all")
+            })?],
+        };
+        let dir = data::resolve_data_dir(self.data.as_deref())?;
+        let dataset = data::load(&dir)?;
+        let (split, split_name) = data::split(&dataset, self.split.as_deref(), self.tutorial_rows.as_deref(), self.split_seed)?;
+        let features = FittedFeatures::fit(&dataset);
+        let encoded = Encoded::new(&dataset, &features);
+        report::print_data_summary(&dir, &dataset, &features, &split, &split_name);
+        let seen = SeenRows::new(&encoded, &split.train);
+        let popularity = (popularity_split(&encoded, &split.train, &split.test, &seen), popularity_split(&encoded, &split.train, &split.train, &seen));
+
+        let mut deep_runs = Vec::new();
+        for experiment in experiments {
+            let base_out = self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(experiment.name()));
+            let mut runs = Vec::new();
+            for &seed in &self.seed {
+                let config = self.config_for(experiment, seed).validate().with_context(|| format!("invalid configuration for {}", experiment.name()))?;
+                let out = if self.seed.len() == 1 { base_out.clone() } else { base_out.join(format!("seed-{seed}")) };
+                std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+                let started = Instant::now();
+                let mut trainer = Trainer::new(config, features.vocabularies());
+                let mut progress = Progress::new(trainer.config());
+                let history = trainer.fit(&encoded, &split, &mut progress);
+                progress.bar.finish_and_clear();
+                let train_seconds = history.iter().map(|r| r.train_seconds).sum::<f64>();
+                let eval_started = Instant::now();
+                let test = evaluate_split(&trainer.model, &encoded, &split.test, &seen);
+                let train_report = evaluate_split(&trainer.model, &encoded, &split.train, &seen);
+                let eval_seconds = eval_started.elapsed().as_secs_f64() + history.iter().map(|r| r.eval_seconds).sum::<f64>();
+                let run = RunReport {
+                    experiment: experiment.name().to_string(),
+                    config: (**trainer.config()).clone(),
+                    split: split_name.clone(),
+                    test,
+                    train: train_report,
+                    popularity_test: popularity.0.clone(),
+                    popularity_train: popularity.1.clone(),
+                    history,
+                    train_seconds,
+                    eval_seconds,
+                    wall_seconds: started.elapsed().as_secs_f64(),
+                };
+                let model_file = ModelFile {
+                    config: (**trainer.config()).clone(),
+                    features: features.clone(),
+                    model: trainer.model.clone(),
+                    movies: dataset.movies.iter().map(|m| (m.movie_id, m.title.clone())).collect(),
+                    seen: (0..features.users.len() as u32).map(|u| seen.of(u).to_vec()).collect(),
+                };
+                write_run(&out, &run, &model_file)?;
+                if run.history.iter().filter(|r| r.validation.is_some()).count() > 1 {
+                    plot::accuracy_curves(&[(experiment.name().to_string(), &run.history)], &out.join("accuracy.svg"))?;
+                }
+                runs.push(run);
+            }
+            report::print_table(&runs);
+            if runs.len() > 1 {
+                report::write_summary(&runs, &base_out.join("summary.json"))?;
+            }
+            if matches!(experiment, Experiment::Deep1 | Experiment::Deep2 | Experiment::Deep3) {
+                deep_runs.push((experiment.name().to_string(), runs.swap_remove(0).history));
+            }
+        }
+        if deep_runs.len() > 1 {
+            let curves: Vec<(String, &Vec<EpochRecord>)> = deep_runs.iter().map(|(n, h)| (n.clone(), h)).collect();
+            let path = PathBuf::from("runs/deep-comparison.svg");
+            plot::accuracy_curves(&curves, &path)?;
+            println!("wrote {}", path.display());
+        }
+        Ok(())
+    }
+
+    fn config_for(&self, experiment: Experiment, seed: u64) -> TrainConfig {
+        let mut config = experiment.config(seed);
+        if let Some(epochs) = self.epochs {
+            config.epochs = epochs;
+        }
+        if let Some(batch_size) = self.batch_size {
+            config.batch_size = batch_size;
+        }
+        if let Some(lr) = self.lr {
+            config.learning_rate = lr;
+        }
+        if let Some(layers) = &self.layers {
+            config.model.layer_sizes.clone_from(layers);
+        }
+        if let Some(dim) = self.embedding_dim {
+            config.model.embedding_dim = dim;
+        }
+        if self.timestamps {
+            config.model.query_features = QueryFeatures::UserIdAndTimestamp;
+        }
+        if self.temperature.is_some() {
+            config.temperature = self.temperature;
+        }
+        config.logq |= self.logq;
+        config.remove_accidental_hits |= self.remove_accidental_hits;
+        if self.validation_freq.is_some() {
+            config.validation_freq = self.validation_freq;
+        }
+        config
+    }
+}
+
+fn write_run(out: &Path, run: &RunReport, model_file: &ModelFile) -> anyhow::Result<()> {
+    let metrics_path = out.join("metrics.json");
+    let json = serde_json::to_string_pretty(&run.to_json()).context("encoding metrics")?;
+    let tmp = out.join("metrics.json.tmp");
+    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &metrics_path).with_context(|| format!("writing {}", metrics_path.display()))?;
+    let model_path = out.join("model.bin");
+    model_file.save(&model_path).context("saving the model")?;
+    println!("wrote {} and {}", metrics_path.display(), model_path.display());
+    Ok(())
+}
+
+/// A progress bar over every batch of the run, with the last loss and the ETA.
+struct Progress {
+    bar: ProgressBar,
+    epochs: usize,
+}
+
+impl Progress {
+    fn new(config: &TrainConfig) -> Self {
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches, {msg}, ETA {eta}").expect("static template").progress_chars("=> "),
+        );
+        bar.set_prefix(config.name.clone());
+        Self { bar, epochs: config.epochs }
+    }
+}
+
+impl Observer for Progress {
+    fn on_batch(&mut self, p: &train::BatchProgress) {
+        if self.bar.length() == Some(0) {
+            self.bar.set_length((p.n_batches * self.epochs) as u64);
+        }
+        self.bar.inc(1);
+        self.bar.set_message(format!("epoch {}/{}, batch loss {:.1}", p.epoch, self.epochs, p.loss));
+    }
+
+    fn on_epoch(&mut self, record: &EpochRecord) {
+        if let Some(v) = &record.validation {
+            self.bar.println(format!(
+                "  epoch {:>3}: loss sum {:>10.1}, test top-100 {:.4} (seen-filtered {:.4})",
+                record.epoch,
+                record.loss_sum,
+                v.all.at(100).unwrap_or(0.0),
+                v.seen_filtered.at(100).unwrap_or(0.0)
+            ));
+        }
+    }
+}
+
