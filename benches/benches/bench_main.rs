@@ -1,1 +1,101 @@
-fn main(){}
+//! Criterion benchmarks: score-core GEMMs (OpenBLAS and pure Rust) at the training and evaluation
+//! shapes, the softmax over a 2048×2048 logit block, one training step of the deep [64, 32]
+//! model at batch 2048, and the evaluation pass over 20 000 queries × 1682 movies.
+//!
+//! Throughput is reported in elements per second where an element is one floating-point
+//! operation, so "Gelem/s" reads as GFLOP/s.
+
+use std::hint::black_box;
+
+use benches::{deep_trainer, matrixmultiply_gemm, random_matrix, split, synthetic_data, N_MOVIES};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::linalg::general_mat_mul;
+use ndarray::Array2;
+use retrieval::softmax_cross_entropy_row;
+
+/// (name, m, k, n) of `A (m×k) · B (k×n)`.
+const GEMM_SHAPES: [(&str, usize, usize, usize); 4] = [
+    ("score_forward_QCt", 2048, 32, 2048),
+    ("score_backward_dS_C", 2048, 2048, 32),
+    ("score_backward_Qt_dS", 32, 2048, 2048),
+    ("eval_20000x1682", 20_000, 32, 1682),
+];
+
+fn gemm(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gemm");
+    group.sample_size(20);
+    for (name, m, k, n) in GEMM_SHAPES {
+        let a = random_matrix((m, k), 1);
+        let b = random_matrix((k, n), 2);
+        let mut out = Array2::<f32>::zeros((m, n));
+        group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        group.bench_function(BenchmarkId::new("openblas", name), |bench| {
+            bench.iter(|| general_mat_mul(1.0, black_box(&a), black_box(&b), 0.0, &mut out))
+        });
+        group.bench_function(BenchmarkId::new("matrixmultiply", name), |bench| {
+            bench.iter(|| matrixmultiply_gemm(black_box(a.view()), black_box(b.view()), &mut out.view_mut()))
+        });
+    }
+    let n = 1024;
+    let (a, b) = (random_matrix((n, n), 3), random_matrix((n, n), 4));
+    let mut out = Array2::<f32>::zeros((n, n));
+    group.throughput(Throughput::Elements((2 * n * n * n) as u64));
+    group.bench_function(BenchmarkId::new("openblas", "square_1024_peak"), |bench| {
+        bench.iter(|| general_mat_mul(1.0, &a, &b, 0.0, &mut out))
+    });
+    group.finish();
+}
+
+fn softmax(c: &mut Criterion) {
+    let logits = random_matrix((2048, 2048), 5) * 5.0;
+    let mut work = logits.clone();
+    let mut group = c.benchmark_group("softmax");
+    group.throughput(Throughput::Elements(2048 * 2048));
+    group.bench_function("rows_2048x2048_loss_and_grad", |bench| {
+        bench.iter(|| {
+            work.assign(&logits);
+            let slice = work.as_slice_mut().expect("contiguous");
+            let mut loss = 0.0;
+            for (i, row) in slice.chunks_mut(2048).enumerate() {
+                loss += softmax_cross_entropy_row(row, i, 1.0, 1.0);
+            }
+            black_box(loss)
+        })
+    });
+    group.finish();
+}
+
+fn train_step(c: &mut Criterion) {
+    let data = synthetic_data(7);
+    let split = split();
+    let mut trainer = deep_trainer();
+    let mut grads = trainer.new_grads();
+    let batches: Vec<&[usize]> = split.train.chunks(2048).filter(|b| b.len() == 2048).collect();
+    let mut next = 0;
+    let mut group = c.benchmark_group("train_step");
+    group.sample_size(30);
+    group.throughput(Throughput::Elements(2048));
+    group.bench_function("deep_64_32_batch_2048", |bench| {
+        bench.iter(|| {
+            next = (next + 1) % batches.len();
+            black_box(trainer.step(&data, batches[next], None, &mut grads))
+        })
+    });
+    group.finish();
+}
+
+fn evaluation(c: &mut Criterion) {
+    let queries = random_matrix((20_000, 32), 8);
+    let catalogue = random_matrix((N_MOVIES, 32), 9);
+    let true_rows: Vec<u32> = (0..20_000u32).map(|i| (i * 7919) % N_MOVIES as u32).collect();
+    let mut group = c.benchmark_group("evaluation");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(20_000));
+    group.bench_function("factorized_top_k_20000x1682", |bench| {
+        bench.iter(|| black_box(eval::true_rank(queries.view(), catalogue.view(), &true_rows, None)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, gemm, softmax, train_step, evaluation);
+criterion_main!(benches);

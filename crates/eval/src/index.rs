@@ -4,9 +4,9 @@
 //! (TF's `top_k`). Excluded ids are skipped, which equals TFRS's `query_with_exclusions` when
 //! the excluded ids are not in the top `k + E`... and is exact in every case.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
+use tensor::matmul::scores as score_block;
 
 use crate::{CANDIDATE_BLOCK, QUERY_BLOCK};
 
@@ -62,7 +62,11 @@ impl BruteForceIndex {
             for c_start in (0..n_rows).step_by(CANDIDATE_BLOCK) {
                 let c_end = (c_start + CANDIDATE_BLOCK).min(n_rows);
                 let mut scores = block.slice_mut(s![..q_end - q_start, ..c_end - c_start]);
-                general_mat_mul(1.0, &queries.slice(s![q_start..q_end, ..]), &self.candidates.slice(s![c_start..c_end, ..]).t(), 0.0, &mut scores);
+                score_block(
+                    queries.slice(s![q_start..q_end, ..]),
+                    self.candidates.slice(s![c_start..c_end, ..]),
+                    &mut scores,
+                );
                 let scores = scores.view();
                 best[q_start..q_end].par_iter_mut().enumerate().for_each(|(i, kept)| {
                     let excluded = exclusions.map_or(&[][..], |ex| &ex[q_start + i][..]);

@@ -1,8 +1,8 @@
 //! Factorized top-k accuracy: ranks of true candidates, and the running accuracy at each k.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
+use tensor::matmul::scores as score_block;
 
 use crate::{CANDIDATE_BLOCK, QUERY_BLOCK};
 
@@ -45,7 +45,7 @@ pub fn true_rank(
         for c_start in (0..n_rows).step_by(CANDIDATE_BLOCK) {
             let c_end = (c_start + CANDIDATE_BLOCK).min(n_rows);
             let mut scores = block.slice_mut(s![..q_end - q_start, ..c_end - c_start]);
-            general_mat_mul(1.0, &q_block, &catalogue.slice(s![c_start..c_end, ..]).t(), 0.0, &mut scores);
+            score_block(q_block, catalogue.slice(s![c_start..c_end, ..]), &mut scores);
             for (i, row) in scores.rows().into_iter().enumerate() {
                 let t = true_rows[q_start + i] as usize;
                 if (c_start..c_end).contains(&t) {
@@ -57,18 +57,20 @@ pub fn true_rank(
             let c_end = (c_start + CANDIDATE_BLOCK).min(n_rows);
             let mut scores = block.slice_mut(s![..q_end - q_start, ..c_end - c_start]);
             if n_rows > CANDIDATE_BLOCK {
-                general_mat_mul(1.0, &q_block, &catalogue.slice(s![c_start..c_end, ..]).t(), 0.0, &mut scores);
+                score_block(q_block, catalogue.slice(s![c_start..c_end, ..]), &mut scores);
             }
             let scores = scores.view();
-            ranks[q_start..q_end].par_iter_mut().zip(&positives[q_start..q_end]).enumerate().for_each(|(i, (rank, &pos))| {
-                let row = scores.row(i);
-                let row = row.as_slice().expect("score blocks are row-contiguous");
-                *rank += row.iter().map(|&v| u32::from(v > pos)).sum::<u32>();
-                if let Some(ex) = exclusions {
-                    let excluded = ex[q_start + i].iter().filter(|&&r| (c_start..c_end).contains(&(r as usize)));
-                    *rank -= excluded.filter(|&&r| row[r as usize - c_start] > pos).count() as u32;
-                }
-            });
+            ranks[q_start..q_end].par_iter_mut().zip(&positives[q_start..q_end]).enumerate().for_each(
+                |(i, (rank, &pos))| {
+                    let row = scores.row(i);
+                    let row = row.as_slice().expect("score blocks are row-contiguous");
+                    *rank += row.iter().map(|&v| u32::from(v > pos)).sum::<u32>();
+                    if let Some(ex) = exclusions {
+                        let excluded = ex[q_start + i].iter().filter(|&&r| (c_start..c_end).contains(&(r as usize)));
+                        *rank -= excluded.filter(|&&r| row[r as usize - c_start] > pos).count() as u32;
+                    }
+                },
+            );
         }
     }
     ranks

@@ -12,13 +12,23 @@ fn random(shape: (usize, usize), rng: &mut impl Rng) -> Array2<f32> {
 }
 
 /// Full sort of every row, score descending then row ascending, skipping excluded ids.
-fn full_sort(queries: &Array2<f32>, candidates: &Array2<f32>, ids: &[u32], k: usize, exclusions: &[Vec<u32>]) -> Vec<Vec<u32>> {
+fn full_sort(
+    queries: &Array2<f32>,
+    candidates: &Array2<f32>,
+    ids: &[u32],
+    k: usize,
+    exclusions: &[Vec<u32>],
+) -> Vec<Vec<u32>> {
     let scores = queries.dot(&candidates.t());
-    scores.axis_iter(Axis(0)).enumerate().map(|(i, row)| {
-        let mut order: Vec<usize> = (0..row.len()).filter(|&j| !exclusions[i].contains(&ids[j])).collect();
-        order.sort_by(|&a, &b| row[b].partial_cmp(&row[a]).unwrap().then(a.cmp(&b)));
-        order.into_iter().take(k).map(|j| ids[j]).collect()
-    }).collect()
+    scores
+        .axis_iter(Axis(0))
+        .enumerate()
+        .map(|(i, row)| {
+            let mut order: Vec<usize> = (0..row.len()).filter(|&j| !exclusions[i].contains(&ids[j])).collect();
+            order.sort_by(|&a, &b| row[b].partial_cmp(&row[a]).unwrap().then(a.cmp(&b)));
+            order.into_iter().take(k).map(|j| ids[j]).collect()
+        })
+        .collect()
 }
 
 #[test]
@@ -33,7 +43,8 @@ fn top_k_matches_a_full_sort_with_ties_and_exclusions() {
             candidates.row_mut(j).assign(&previous);
         }
         let ids: Vec<u32> = (0..n_rows as u32).map(|j| 1000 + j).collect();
-        let exclusions: Vec<Vec<u32>> = (0..n_queries).map(|i| (0..3).map(|e| 1000 + ((i * 13 + e * 5) % n_rows) as u32).collect()).collect();
+        let exclusions: Vec<Vec<u32>> =
+            (0..n_queries).map(|i| (0..3).map(|e| 1000 + ((i * 13 + e * 5) % n_rows) as u32).collect()).collect();
         let index = BruteForceIndex::new(candidates.clone(), ids.clone());
         let ours = index.top_k(queries.view(), k, Some(&exclusions));
         let reference = full_sort(&queries, &candidates, &ids, k, &exclusions);
@@ -43,7 +54,10 @@ fn top_k_matches_a_full_sort_with_ties_and_exclusions() {
         }
         let plain = index.top_k(queries.view(), k, None);
         let no_exclusions = vec![Vec::new(); n_queries];
-        assert_eq!(plain.iter().map(|n| n.ids.clone()).collect::<Vec<_>>(), full_sort(&queries, &candidates, &ids, k, &no_exclusions));
+        assert_eq!(
+            plain.iter().map(|n| n.ids.clone()).collect::<Vec<_>>(),
+            full_sort(&queries, &candidates, &ids, k, &no_exclusions)
+        );
     }
 }
 
@@ -77,9 +91,21 @@ fn ranks_match_a_naive_count_including_exclusions_and_big_catalogues() {
     let queries = random((n_queries, dim), &mut rng);
     let candidates = random((n_rows, dim), &mut rng);
     let true_rows: Vec<u32> = (0..n_queries).map(|_| rng.random_range(0..n_rows as u32)).collect();
-    let exclusions: Vec<Vec<u32>> = (0..n_queries).map(|_| (0..20).map(|_| rng.random_range(0..n_rows as u32)).filter(|r| r % 3 != 0).collect::<std::collections::BTreeSet<u32>>().into_iter().collect()).collect();
+    let exclusions: Vec<Vec<u32>> = (0..n_queries)
+        .map(|_| {
+            (0..20)
+                .map(|_| rng.random_range(0..n_rows as u32))
+                .filter(|r| r % 3 != 0)
+                .collect::<std::collections::BTreeSet<u32>>()
+                .into_iter()
+                .collect()
+        })
+        .collect();
     let scores = queries.dot(&candidates.t());
-    for (use_exclusions, ranks) in [(false, true_rank(queries.view(), candidates.view(), &true_rows, None)), (true, true_rank(queries.view(), candidates.view(), &true_rows, Some(&exclusions)))] {
+    for (use_exclusions, ranks) in [
+        (false, true_rank(queries.view(), candidates.view(), &true_rows, None)),
+        (true, true_rank(queries.view(), candidates.view(), &true_rows, Some(&exclusions))),
+    ] {
         for i in 0..n_queries {
             let pos = scores[[i, true_rows[i] as usize]];
             let mut excluded = exclusions[i].clone();
@@ -108,7 +134,8 @@ fn own_row_and_duplicate_rows_never_outrank_the_truth() {
     let scores = queries.dot(&candidates.t());
     for (i, &rank) in ranks_7.iter().enumerate() {
         assert!((rank as usize) < 50 - 1, "query {i}");
-        let strictly_better = (0..50).filter(|&j| j != 7 && j != 8 && scores[[i, j]] > scores[[i, 7]] + 1e-5).count() as u32;
+        let strictly_better =
+            (0..50).filter(|&j| j != 7 && j != 8 && scores[[i, j]] > scores[[i, 7]] + 1e-5).count() as u32;
         assert!(rank >= strictly_better && rank <= strictly_better + 1);
     }
 }

@@ -71,7 +71,7 @@ pub fn standardize(text: &str) -> String {
 }
 
 fn split_whitespace(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')).filter(|t| !t.is_empty())
+    text.split([' ', '\t', '\n', '\x0b', '\x0c', '\r']).filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]

@@ -61,7 +61,11 @@ fn title_vocabulary(data: &Dataset) -> Vocabulary {
 fn user_vocabulary_and_probes() {
     let Some(Fixture { data, golden }) = fixture("user_vocabulary_and_probes") else { return };
     let vocab = user_vocabulary(&data);
-    assert_all_equal("user_vocab", &vocab.entries().iter().map(String::as_str).collect::<Vec<_>>(), &strings(&golden["user_vocab"]));
+    assert_all_equal(
+        "user_vocab",
+        &vocab.entries().iter().map(String::as_str).collect::<Vec<_>>(),
+        &strings(&golden["user_vocab"]),
+    );
     let probes = golden["user_lookup_probe"].as_object().expect("object");
     let ours: Vec<u64> = probes.keys().map(|k| u64::from(vocab.lookup(k))).collect();
     let theirs: Vec<u64> = probes.values().map(|v| v.as_u64().expect("int")).collect();
@@ -72,7 +76,11 @@ fn user_vocabulary_and_probes() {
 fn title_vocabulary_and_probes() {
     let Some(Fixture { data, golden }) = fixture("title_vocabulary_and_probes") else { return };
     let vocab = title_vocabulary(&data);
-    assert_all_equal("title_vocab", &vocab.entries().iter().map(String::as_str).collect::<Vec<_>>(), &strings(&golden["title_vocab"]));
+    assert_all_equal(
+        "title_vocab",
+        &vocab.entries().iter().map(String::as_str).collect::<Vec<_>>(),
+        &strings(&golden["title_vocab"]),
+    );
     let probes = golden["title_lookup_probe"].as_array().expect("array");
     let ours: Vec<u64> = probes.iter().map(|p| u64::from(vocab.lookup(p[0].as_str().expect("title")))).collect();
     let theirs: Vec<u64> = probes.iter().map(|p| p[1].as_u64().expect("index")).collect();
@@ -86,10 +94,12 @@ fn timestamp_buckets_of_every_rating() {
     let max = data.ratings.iter().map(|r| r.timestamp).max().expect("ratings");
     assert_eq!((min, max), (golden["timestamp_min"].as_i64().unwrap(), golden["timestamp_max"].as_i64().unwrap()));
     let buckets = Buckets::linspace(min as f64, max as f64, 1000);
-    let theirs: Vec<f64> = golden["timestamp_boundaries"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let theirs: Vec<f64> =
+        golden["timestamp_boundaries"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert_all_equal("timestamp_boundaries (exact f64)", buckets.boundaries(), &theirs);
     let ours: Vec<u64> = data.ratings.iter().map(|r| u64::from(buckets.bucketize(r.timestamp))).collect();
-    let theirs: Vec<u64> = golden["timestamp_bucket_per_rating"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let theirs: Vec<u64> =
+        golden["timestamp_bucket_per_rating"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
     assert_all_equal("timestamp_bucket_per_rating", &ours, &theirs);
     let probes = golden["timestamp_bucket_probe"].as_array().unwrap();
     let ours: Vec<u64> = probes.iter().map(|p| u64::from(buckets.bucketize(p[0].as_i64().unwrap()))).collect();
@@ -103,7 +113,11 @@ fn normalization_matches_keras_adapt() {
     let timestamps: Vec<i64> = data.ratings.iter().map(|r| r.timestamp).collect();
     let normalizer = Normalizer::adapt(&timestamps);
     assert_eq!(f64::from(normalizer.mean), golden["normalization_mean"].as_f64().unwrap(), "mean, bit for bit");
-    assert_eq!(f64::from(normalizer.variance), golden["normalization_variance"].as_f64().unwrap(), "variance, bit for bit");
+    assert_eq!(
+        f64::from(normalizer.variance),
+        golden["normalization_variance"].as_f64().unwrap(),
+        "variance, bit for bit"
+    );
     let mut max_error = 0f64;
     for probe in golden["normalization_probe"].as_array().unwrap() {
         let ours = f64::from(normalizer.normalize(probe[0].as_i64().unwrap()));
@@ -121,14 +135,16 @@ fn text_vocabulary_and_every_title() {
     let text = TextVectorizer::adapt(data.movies.iter().map(|m| m.title.as_str()), 10_000);
     assert_all_equal("text_vocab", &text.vocabulary(), &strings(&golden["text_vocab"]));
     let ours: Vec<Vec<u32>> = data.movies.iter().map(|m| text.encode(&m.title)).collect();
-    let theirs: Vec<Vec<u32>> = golden["title_token_ids"].as_array().unwrap().iter()
+    let theirs: Vec<Vec<u32>> = golden["title_token_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
         .map(|ids| ids.as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect())
         .collect();
     assert_all_equal("title_token_ids", &ours, &theirs);
     let probes = golden["text_probe"].as_array().unwrap();
     let ours: Vec<Vec<u32>> = probes.iter().map(|p| text.encode(p[0].as_str().unwrap())).collect();
-    let theirs: Vec<Vec<u32>> = probes.iter()
-        .map(|p| p[1].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect())
-        .collect();
+    let theirs: Vec<Vec<u32>> =
+        probes.iter().map(|p| p[1].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect()).collect();
     assert_all_equal("text_probe", &ours, &theirs);
 }

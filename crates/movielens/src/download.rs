@@ -87,7 +87,8 @@ fn stream_to_file(url: &str, path: &Path, on_progress: &mut dyn FnMut(Progress))
     let mut buffer = vec![0u8; 64 * 1024];
     let mut received = 0u64;
     loop {
-        let n = body.read(&mut buffer).map_err(|e| failure(format!("connection failed after {received} bytes: {e}")))?;
+        let n =
+            body.read(&mut buffer).map_err(|e| failure(format!("connection failed after {received} bytes: {e}")))?;
         if n == 0 {
             break;
         }

@@ -142,10 +142,9 @@ pub enum ParseIssue {
 impl fmt::Display for ParseIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::FieldCount { expected, found, separator } => write!(
-                f,
-                "expected {expected} fields separated by {separator:?}, found {found}"
-            ),
+            Self::FieldCount { expected, found, separator } => {
+                write!(f, "expected {expected} fields separated by {separator:?}, found {found}")
+            }
             Self::NotANumber { field, text } => {
                 write!(f, "field `{field}`: expected a non-negative integer, found {text:?}")
             }
@@ -163,10 +162,9 @@ impl fmt::Display for ParseIssue {
                 write!(f, "field `split`: expected `train` or `test`, found {text:?}")
             }
             Self::RowNotInRatings => write!(f, "row matches no rating in u.data"),
-            Self::BadRowIndex { index, n_ratings } => write!(
-                f,
-                "row index {index}: expected each of 0..{n_ratings} exactly once"
-            ),
+            Self::BadRowIndex { index, n_ratings } => {
+                write!(f, "row index {index}: expected each of 0..{n_ratings} exactly once")
+            }
             Self::RowCount { expected, found } => {
                 write!(f, "expected {expected} rows (one per rating), found {found}")
             }

@@ -26,11 +26,7 @@ pub fn parse_ratings(bytes: &[u8], path: &Path) -> Result<Vec<Rating>, Error> {
         let text = python_strip_latin1(line);
         let fields: Vec<&[u8]> = text.split(|&b| b == b'\t').collect();
         if fields.len() != 4 {
-            return Err(fail(ParseIssue::FieldCount {
-                expected: 4,
-                found: fields.len(),
-                separator: '\t',
-            }));
+            return Err(fail(ParseIssue::FieldCount { expected: 4, found: fields.len(), separator: '\t' }));
         }
         let user_id = parse_u32(fields[0], "user_id").map_err(fail)?;
         let movie_id = parse_u32(fields[1], "item_id").map_err(fail)?;
@@ -60,11 +56,7 @@ pub fn parse_movies(bytes: &[u8], path: &Path) -> Result<Vec<Movie>, Error> {
         let text = python_strip_latin1(line);
         let fields: Vec<&[u8]> = text.split(|&b| b == b'|').collect();
         if fields.len() != ITEM_FIELDS {
-            return Err(fail(ParseIssue::FieldCount {
-                expected: ITEM_FIELDS,
-                found: fields.len(),
-                separator: '|',
-            }));
+            return Err(fail(ParseIssue::FieldCount { expected: ITEM_FIELDS, found: fields.len(), separator: '|' }));
         }
         let movie_id = parse_u32(fields[0], "movie_id").map_err(fail)?;
         if !seen.insert(movie_id) {
@@ -98,10 +90,7 @@ pub(crate) fn python_strip_latin1(line: &[u8]) -> &[u8] {
 
 /// Rejects bytes outside printable ASCII (tab and the trailing `\r` of CRLF files allowed).
 pub(crate) fn check_ascii(line: &[u8]) -> Result<(), ParseIssue> {
-    match line
-        .iter()
-        .position(|&b| !(b == b'\t' || b == b'\r' || (0x20..0x7f).contains(&b)))
-    {
+    match line.iter().position(|&b| !(b == b'\t' || b == b'\r' || (0x20..0x7f).contains(&b))) {
         Some(i) => Err(ParseIssue::InvalidByte { byte: line[i], column: i + 1 }),
         None => Ok(()),
     }
@@ -112,9 +101,10 @@ pub(crate) fn parse_u32(field: &[u8], name: &'static str) -> Result<u32, ParseIs
     if field.is_empty() || !field.iter().all(u8::is_ascii_digit) {
         return Err(not_a_number());
     }
-    field.iter().try_fold(0u32, |acc, &d| {
-        acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
-    }).ok_or_else(not_a_number)
+    field
+        .iter()
+        .try_fold(0u32, |acc, &d| acc.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+        .ok_or_else(not_a_number)
 }
 
 #[cfg(test)]

@@ -86,10 +86,8 @@ impl Split {
                 rating: u8::try_from(number(2, "rating")?).unwrap_or(u8::MAX),
                 timestamp: i64::from(number(3, "timestamp")?),
             };
-            let idx = unused
-                .get_mut(&rating)
-                .and_then(Vec::pop)
-                .ok_or_else(|| fail(line, ParseIssue::RowNotInRatings))?;
+            let idx =
+                unused.get_mut(&rating).and_then(Vec::pop).ok_or_else(|| fail(line, ParseIssue::RowNotInRatings))?;
             match fields[4] {
                 b"train" => split.train.push(idx),
                 b"test" => split.test.push(idx),

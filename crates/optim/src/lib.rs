@@ -78,7 +78,12 @@ impl Adagrad {
     /// # Panics
     /// If `grad` or the state differ in shape from `param`.
     #[track_caller]
-    pub fn step_dense<D: Dimension>(&self, param: &mut Array<f32, D>, grad: &Array<f32, D>, state: &mut AdagradState<D>) {
+    pub fn step_dense<D: Dimension>(
+        &self,
+        param: &mut Array<f32, D>,
+        grad: &Array<f32, D>,
+        state: &mut AdagradState<D>,
+    ) {
         assert_eq!(param.shape(), grad.shape(), "Adagrad::step_dense: gradient shape");
         assert_eq!(param.shape(), state.accumulator.shape(), "Adagrad::step_dense: state shape");
         let AdagradConfig { learning_rate, epsilon, .. } = self.config;

@@ -71,7 +71,10 @@ fn sparse_step_sums_repeated_rows_and_leaves_others_bit_exact() {
     let before = matrix(&golden.w0);
     for untouched in [0, 2, 4] {
         assert_eq!(table.row(untouched), before.row(untouched), "row {untouched} value");
-        assert!(state.accumulator.row(untouched).iter().all(|&a| a.to_bits() == 0.1f32.to_bits()), "row {untouched} accumulator");
+        assert!(
+            state.accumulator.row(untouched).iter().all(|&a| a.to_bits() == 0.1f32.to_bits()),
+            "row {untouched} accumulator"
+        );
     }
 }
 
@@ -84,7 +87,8 @@ fn sparse_step_equals_dense_step_on_the_scattered_gradient() {
         grad.add_row(row, Array1::from(values.clone()).view());
     }
     let (mut sparse, mut dense) = (matrix(&golden.w0), matrix(&golden.w0));
-    let (mut sparse_state, mut dense_state) = (AdagradState::new(&sparse, &adagrad), AdagradState::new(&dense, &adagrad));
+    let (mut sparse_state, mut dense_state) =
+        (AdagradState::new(&sparse, &adagrad), AdagradState::new(&dense, &adagrad));
     adagrad.step_rows(&mut sparse, &grad, &mut sparse_state);
     adagrad.step_dense(&mut dense, &grad.to_dense(), &mut dense_state);
     assert_eq!(sparse, dense);

@@ -55,7 +55,13 @@ pub struct Batch<'a> {
 impl<'a> Batch<'a> {
     /// A batch with no weights, no logQ correction and accidental hits kept.
     pub fn new(query: ArrayView2<'a, f32>, candidate: ArrayView2<'a, f32>) -> Self {
-        Self { query, candidate, sample_weight: None, candidate_sampling_probability: None, accidental_hits: AccidentalHits::Keep }
+        Self {
+            query,
+            candidate,
+            sample_weight: None,
+            candidate_sampling_probability: None,
+            accidental_hits: AccidentalHits::Keep,
+        }
     }
 }
 
@@ -85,16 +91,34 @@ impl InBatchSoftmax {
     pub fn compute(&mut self, batch: &Batch<'_>, config: &LossConfig) -> f32 {
         let (n_queries, dim) = batch.query.dim();
         let n_candidates = batch.candidate.nrows();
-        assert!(n_candidates >= n_queries, "InBatchSoftmax: {n_candidates} candidates for {n_queries} queries; need N ≥ B");
-        assert_eq!(batch.candidate.ncols(), dim, "InBatchSoftmax: query dim {dim}, candidate dim {}", batch.candidate.ncols());
+        assert!(
+            n_candidates >= n_queries,
+            "InBatchSoftmax: {n_candidates} candidates for {n_queries} queries; need N ≥ B"
+        );
+        assert_eq!(
+            batch.candidate.ncols(),
+            dim,
+            "InBatchSoftmax: query dim {dim}, candidate dim {}",
+            batch.candidate.ncols()
+        );
         if let Some(w) = batch.sample_weight {
             assert_eq!(w.len(), n_queries, "InBatchSoftmax: {} weights for {n_queries} queries", w.len());
         }
         if let Some(p) = batch.candidate_sampling_probability {
-            assert_eq!(p.len(), n_candidates, "InBatchSoftmax: {} probabilities for {n_candidates} candidates", p.len());
+            assert_eq!(
+                p.len(),
+                n_candidates,
+                "InBatchSoftmax: {} probabilities for {n_candidates} candidates",
+                p.len()
+            );
         }
         if let AccidentalHits::Remove { candidate_ids } = batch.accidental_hits {
-            assert_eq!(candidate_ids.len(), n_candidates, "InBatchSoftmax: {} ids for {n_candidates} candidates", candidate_ids.len());
+            assert_eq!(
+                candidate_ids.len(),
+                n_candidates,
+                "InBatchSoftmax: {} ids for {n_candidates} candidates",
+                candidate_ids.len()
+            );
         }
 
         self.logits.reshape(n_queries, n_candidates);
@@ -119,7 +143,8 @@ impl InBatchSoftmax {
             let weight = batch.sample_weight.map_or(1.0, |w| w[i]);
             *loss = softmax_cross_entropy_row(row, i, weight, inv_temperature);
         };
-        let rows = self.logits.as_slice_mut().chunks_mut(n_candidates.max(1)).zip(self.row_losses.iter_mut()).enumerate();
+        let rows =
+            self.logits.as_slice_mut().chunks_mut(n_candidates.max(1)).zip(self.row_losses.iter_mut()).enumerate();
         if n_queries * n_candidates >= PARALLEL_MIN_LOGITS {
             let rows: Vec<_> = rows.collect();
             rows.into_par_iter().for_each(row_loss);

@@ -84,25 +84,42 @@ fn gradcheck_every_option_combination() {
     let mut worst = 0f32;
     for mask in 0..16u32 {
         let config = LossConfig { temperature: (mask & 1 != 0).then_some(0.7) };
-        fn make<'a>(mask: u32, q: ArrayView2<'a, f32>, c: ArrayView2<'a, f32>, extras: &'a ([u32; 6], [f32; 6], [f32; 4])) -> Batch<'a> {
+        fn make<'a>(
+            mask: u32,
+            q: ArrayView2<'a, f32>,
+            c: ArrayView2<'a, f32>,
+            extras: &'a ([u32; 6], [f32; 6], [f32; 4]),
+        ) -> Batch<'a> {
             let (ids, probabilities, weights) = extras;
             Batch {
                 query: q,
                 candidate: c,
                 sample_weight: (mask & 8 != 0).then_some(&weights[..]),
                 candidate_sampling_probability: (mask & 2 != 0).then_some(&probabilities[..]),
-                accidental_hits: if mask & 4 != 0 { AccidentalHits::Remove { candidate_ids: ids } } else { AccidentalHits::Keep },
+                accidental_hits: if mask & 4 != 0 {
+                    AccidentalHits::Remove { candidate_ids: ids }
+                } else {
+                    AccidentalHits::Keep
+                },
             }
         }
         let extras = (ids, probabilities, weights);
         let mut loss = InBatchSoftmax::default();
         loss.compute(&make(mask, q.view(), c.view(), &extras), &config);
         let (dq, dc) = (loss.query_grad().to_owned(), loss.candidate_grad().to_owned());
-        let eval = |q: ArrayView2<'_, f32>, c: ArrayView2<'_, f32>| f64::from(InBatchSoftmax::default().compute(&make(mask, q, c, &extras), &config));
-        let num_dq = numeric_gradient(q.as_slice().unwrap(), 1e-2, |v| eval(ArrayView2::from_shape(q.dim(), v).unwrap(), c.view()));
-        let num_dc = numeric_gradient(c.as_slice().unwrap(), 1e-2, |v| eval(q.view(), ArrayView2::from_shape(c.dim(), v).unwrap()));
-        worst = worst.max(assert_close(&format!("dQ, options {mask:04b}"), dq.as_slice().unwrap(), &num_dq, 2e-3, 1e-2));
-        worst = worst.max(assert_close(&format!("dC, options {mask:04b}"), dc.as_slice().unwrap(), &num_dc, 2e-3, 1e-2));
+        let eval = |q: ArrayView2<'_, f32>, c: ArrayView2<'_, f32>| {
+            f64::from(InBatchSoftmax::default().compute(&make(mask, q, c, &extras), &config))
+        };
+        let num_dq = numeric_gradient(q.as_slice().unwrap(), 1e-2, |v| {
+            eval(ArrayView2::from_shape(q.dim(), v).unwrap(), c.view())
+        });
+        let num_dc = numeric_gradient(c.as_slice().unwrap(), 1e-2, |v| {
+            eval(q.view(), ArrayView2::from_shape(c.dim(), v).unwrap())
+        });
+        worst =
+            worst.max(assert_close(&format!("dQ, options {mask:04b}"), dq.as_slice().unwrap(), &num_dq, 2e-3, 1e-2));
+        worst =
+            worst.max(assert_close(&format!("dC, options {mask:04b}"), dc.as_slice().unwrap(), &num_dc, 2e-3, 1e-2));
     }
     eprintln!("loss gradcheck: max abs error {worst:e}");
 }
@@ -124,10 +141,12 @@ fn sum_reduction_scales_with_batch() {
     let q = uniform((3, 2), 1.0, &mut rng);
     let doubled = ndarray::concatenate![ndarray::Axis(0), q, q];
     let mut loss = InBatchSoftmax::default();
-    let single: f32 = (0..3).map(|i| {
-        let row = q.slice(ndarray::s![i..i + 1, ..]);
-        loss.compute(&Batch::new(row, row), &LossConfig::default())
-    }).sum();
+    let single: f32 = (0..3)
+        .map(|i| {
+            let row = q.slice(ndarray::s![i..i + 1, ..]);
+            loss.compute(&Batch::new(row, row), &LossConfig::default())
+        })
+        .sum();
     assert_eq!(single, 0.0, "a one-candidate softmax has zero loss");
     let full = loss.compute(&Batch::new(doubled.view(), doubled.view()), &LossConfig::default());
     let half = loss.compute(&Batch::new(q.view(), q.view()), &LossConfig::default());

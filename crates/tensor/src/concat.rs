@@ -37,8 +37,20 @@ impl ColumnLayout {
     /// If the parts do not match the layout or `out`.
     #[track_caller]
     pub fn concat(&self, parts: &[ArrayView2<'_, f32>], mut out: ArrayViewMut2<'_, f32>) {
-        assert_eq!(parts.len(), self.widths.len(), "ColumnLayout::concat: {} parts for {} blocks", parts.len(), self.widths.len());
-        assert_eq!(out.ncols(), self.width(), "ColumnLayout::concat: out has {} columns, layout {}", out.ncols(), self.width());
+        assert_eq!(
+            parts.len(),
+            self.widths.len(),
+            "ColumnLayout::concat: {} parts for {} blocks",
+            parts.len(),
+            self.widths.len()
+        );
+        assert_eq!(
+            out.ncols(),
+            self.width(),
+            "ColumnLayout::concat: out has {} columns, layout {}",
+            out.ncols(),
+            self.width()
+        );
         for (i, part) in parts.iter().enumerate() {
             self.block_mut(out.view_mut(), i).assign(part);
         }

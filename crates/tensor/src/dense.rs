@@ -118,8 +118,19 @@ impl Dense {
     /// # Panics
     /// If `dy`'s shape differs from the forward output's.
     #[track_caller]
-    pub fn backward<'c>(&self, cache: &'c mut DenseCache, dy: ArrayView2<'_, f32>, grads: &mut DenseGrads) -> ArrayView2<'c, f32> {
-        assert_eq!(dy.dim(), cache.output.dim(), "Dense::backward: dy {:?} vs output {:?}", dy.dim(), cache.output.dim());
+    pub fn backward<'c>(
+        &self,
+        cache: &'c mut DenseCache,
+        dy: ArrayView2<'_, f32>,
+        grads: &mut DenseGrads,
+    ) -> ArrayView2<'c, f32> {
+        assert_eq!(
+            dy.dim(),
+            cache.output.dim(),
+            "Dense::backward: dy {:?} vs output {:?}",
+            dy.dim(),
+            cache.output.dim()
+        );
         let (batch, _) = dy.dim();
         cache.dz.reshape(batch, self.out_dim());
         let mut dz = cache.dz.view_mut();
@@ -193,7 +204,8 @@ mod tests {
 
     fn gradcheck(activation: Activation) {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let layer = Dense { b: uniform((1, 4), 0.5, &mut rng).row(0).to_owned(), ..Dense::new(3, 4, activation, &mut rng) };
+        let layer =
+            Dense { b: uniform((1, 4), 0.5, &mut rng).row(0).to_owned(), ..Dense::new(3, 4, activation, &mut rng) };
         // Inputs away from the ReLU kink: |z| is at least a few h for this seed.
         let x = uniform((5, 3), 1.0, &mut rng);
         let r = projection((5, 4), &mut rng);

@@ -48,11 +48,22 @@ impl Embedding {
     /// If an id is outside the table or `out` has the wrong shape.
     #[track_caller]
     pub fn forward(&self, ids: &[u32], cache: &mut EmbeddingCache, mut out: ArrayViewMut2<'_, f32>) {
-        assert_eq!(out.dim(), (ids.len(), self.dim()), "Embedding::forward: out {:?} for {} ids of dim {}", out.dim(), ids.len(), self.dim());
+        assert_eq!(
+            out.dim(),
+            (ids.len(), self.dim()),
+            "Embedding::forward: out {:?} for {} ids of dim {}",
+            out.dim(),
+            ids.len(),
+            self.dim()
+        );
         cache.ids.clear();
         cache.ids.extend_from_slice(ids);
         for (mut row, &id) in out.rows_mut().into_iter().zip(ids) {
-            assert!((id as usize) < self.n_rows(), "Embedding::forward: id {id} outside table of {} rows", self.n_rows());
+            assert!(
+                (id as usize) < self.n_rows(),
+                "Embedding::forward: id {id} outside table of {} rows",
+                self.n_rows()
+            );
             row.assign(&self.table.row(id as usize));
         }
     }

@@ -44,10 +44,7 @@ pub fn assert_close(what: &str, analytic: &[f32], numeric: &[f32], atol: f32, rt
     for (i, (&a, &n)) in analytic.iter().zip(numeric).enumerate() {
         let error = (a - n).abs();
         max_error = max_error.max(error);
-        assert!(
-            error <= atol + rtol * a.abs().max(n.abs()),
-            "{what}[{i}]: analytic {a}, numeric {n} (|diff| {error})"
-        );
+        assert!(error <= atol + rtol * a.abs().max(n.abs()), "{what}[{i}]: analytic {a}, numeric {n} (|diff| {error})");
     }
     max_error
 }

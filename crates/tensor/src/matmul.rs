@@ -46,7 +46,14 @@ pub fn scores_backward(
     dc: &mut ArrayViewMut2<'_, f32>,
     scratch: &mut Buffer,
 ) {
-    assert_eq!(ds.dim(), (q.nrows(), c.nrows()), "scores_backward: dS {:?} for Q {:?}, C {:?}", ds.dim(), q.dim(), c.dim());
+    assert_eq!(
+        ds.dim(),
+        (q.nrows(), c.nrows()),
+        "scores_backward: dS {:?} for Q {:?}, C {:?}",
+        ds.dim(),
+        q.dim(),
+        c.dim()
+    );
     assert_eq!(dq.dim(), q.dim(), "scores_backward: dQ {:?} vs Q {:?}", dq.dim(), q.dim());
     assert_eq!(dc.dim(), c.dim(), "scores_backward: dC {:?} vs C {:?}", dc.dim(), c.dim());
     general_mat_mul(1.0, &ds, &c, 1.0, dq);
@@ -115,8 +122,12 @@ mod tests {
         let mut dq = Array2::zeros((3, 4));
         let mut dc = Array2::zeros((5, 4));
         scores_backward(q.view(), c.view(), r.view(), &mut dq.view_mut(), &mut dc.view_mut(), &mut Buffer::default());
-        let num_dq = numeric_gradient(q.as_slice().unwrap(), 1e-3, |v| loss(ArrayView2::from_shape((3, 4), v).unwrap(), c.view()));
-        let num_dc = numeric_gradient(c.as_slice().unwrap(), 1e-3, |v| loss(q.view(), ArrayView2::from_shape((5, 4), v).unwrap()));
+        let num_dq = numeric_gradient(q.as_slice().unwrap(), 1e-3, |v| {
+            loss(ArrayView2::from_shape((3, 4), v).unwrap(), c.view())
+        });
+        let num_dc = numeric_gradient(c.as_slice().unwrap(), 1e-3, |v| {
+            loss(q.view(), ArrayView2::from_shape((5, 4), v).unwrap())
+        });
         assert_close("scores dQ", dq.as_slice().unwrap(), &num_dq, 1e-3, 1e-2);
         assert_close("scores dC", dc.as_slice().unwrap(), &num_dc, 1e-3, 1e-2);
     }

@@ -101,14 +101,24 @@ impl TokenBag {
     /// If an id is outside the table or `out` has the wrong shape.
     #[track_caller]
     pub fn forward(&self, bags: &Bags, cache: &mut TokenBagCache, mut out: ArrayViewMut2<'_, f32>) -> usize {
-        assert_eq!(out.dim(), (bags.len(), self.dim()), "TokenBag::forward: out {:?} for {} bags", out.dim(), bags.len());
+        assert_eq!(
+            out.dim(),
+            (bags.len(), self.dim()),
+            "TokenBag::forward: out {:?} for {} bags",
+            out.dim(),
+            bags.len()
+        );
         cache.bags.copy_from(bags);
         let mut n_empty = 0;
         for (b, mut row) in out.rows_mut().into_iter().enumerate() {
             row.fill(0.0);
             let mut count = 0u32;
             for &id in bags.row(b).iter().filter(|&&id| id != 0) {
-                assert!((id as usize) < self.table.nrows(), "TokenBag::forward: id {id} outside table of {} rows", self.table.nrows());
+                assert!(
+                    (id as usize) < self.table.nrows(),
+                    "TokenBag::forward: id {id} outside table of {} rows",
+                    self.table.nrows()
+                );
                 row += &self.table.row(id as usize);
                 count += 1;
             }

@@ -89,7 +89,10 @@ impl RowSparseGrad {
     #[track_caller]
     fn slot_mut(&mut self, row: u32) -> usize {
         let n_rows = self.slot_of_row.len();
-        let slot = self.slot_of_row.get_mut(row as usize).unwrap_or_else(|| panic!("RowSparseGrad: row {row} outside table of {n_rows} rows"));
+        let slot = self
+            .slot_of_row
+            .get_mut(row as usize)
+            .unwrap_or_else(|| panic!("RowSparseGrad: row {row} outside table of {n_rows} rows"));
         if *slot == ABSENT {
             *slot = self.rows.len() as u32;
             self.rows.push(row);

@@ -72,7 +72,12 @@ impl DenseStack {
     ///
     /// # Shapes
     /// `dy: (batch, out_dim)` → `(batch, in_dim)`, a view into `cache`.
-    pub fn backward<'c>(&self, cache: &'c mut DenseStackCache, dy: ArrayView2<'_, f32>, grads: &mut DenseStackGrads) -> ArrayView2<'c, f32> {
+    pub fn backward<'c>(
+        &self,
+        cache: &'c mut DenseStackCache,
+        dy: ArrayView2<'_, f32>,
+        grads: &mut DenseStackGrads,
+    ) -> ArrayView2<'c, f32> {
         let n = self.layers.len();
         self.layers[n - 1].backward(&mut cache.layers[n - 1], dy, &mut grads.layers[n - 1]);
         for i in (0..n - 1).rev() {
@@ -118,7 +123,10 @@ mod tests {
         for layer in &mut stack.layers {
             layer.b = uniform((1, layer.out_dim()), 0.3, &mut rng).row(0).to_owned();
         }
-        assert_eq!(stack.layers.iter().map(|l| l.activation).collect::<Vec<_>>(), [Activation::Relu, Activation::Relu, Activation::Linear]);
+        assert_eq!(
+            stack.layers.iter().map(|l| l.activation).collect::<Vec<_>>(),
+            [Activation::Relu, Activation::Relu, Activation::Linear]
+        );
         let x = uniform((5, 4), 1.0, &mut rng);
         let r = projection((5, 2), &mut rng);
         let mut cache = DenseStackCache::default();
@@ -126,7 +134,9 @@ mod tests {
         let mut grads = DenseStackGrads::zeros_like(&stack);
         let dx = stack.backward(&mut cache, r.view(), &mut grads).to_owned();
 
-        let num_dx = numeric_gradient(x.as_slice().unwrap(), 1e-3, |v| loss(&stack, ArrayView2::from_shape((5, 4), v).unwrap(), &r));
+        let num_dx = numeric_gradient(x.as_slice().unwrap(), 1e-3, |v| {
+            loss(&stack, ArrayView2::from_shape((5, 4), v).unwrap(), &r)
+        });
         assert_close("DenseStack dx", dx.as_slice().unwrap(), &num_dx, 1e-3, 1e-2);
         for i in 0..stack.layers.len() {
             let shape = stack.layers[i].w.dim();
@@ -135,13 +145,25 @@ mod tests {
                 s.layers[i].w = Array2::from_shape_vec(shape, v.to_vec()).unwrap();
                 loss(&s, x.view(), &r)
             });
-            assert_close(&format!("DenseStack layer {i} dw"), grads.layers[i].dw.as_slice().unwrap(), &num_dw, 1e-3, 1e-2);
+            assert_close(
+                &format!("DenseStack layer {i} dw"),
+                grads.layers[i].dw.as_slice().unwrap(),
+                &num_dw,
+                1e-3,
+                1e-2,
+            );
             let num_db = numeric_gradient(stack.layers[i].b.as_slice().unwrap(), 1e-3, |v| {
                 let mut s = stack.clone();
                 s.layers[i].b = ndarray::Array1::from(v.to_vec());
                 loss(&s, x.view(), &r)
             });
-            assert_close(&format!("DenseStack layer {i} db"), grads.layers[i].db.as_slice().unwrap(), &num_db, 1e-3, 1e-2);
+            assert_close(
+                &format!("DenseStack layer {i} db"),
+                grads.layers[i].db.as_slice().unwrap(),
+                &num_db,
+                1e-3,
+                1e-2,
+            );
         }
 
         let mut twice = DenseStackGrads::zeros_like(&stack);

@@ -57,7 +57,9 @@ impl CandidateTower {
         let title = Embedding::new(sizes.n_titles, dim, rng);
         let (text, layout) = match config.candidate_features {
             CandidateFeatures::TitleId => (None, ColumnLayout::new(vec![dim])),
-            CandidateFeatures::TitleIdAndText => (Some(TokenBag::new(sizes.n_tokens, dim, rng)), ColumnLayout::new(vec![dim, dim])),
+            CandidateFeatures::TitleIdAndText => {
+                (Some(TokenBag::new(sizes.n_tokens, dim, rng)), ColumnLayout::new(vec![dim, dim]))
+            }
         };
         let head = Head::new(layout.width(), &config.layer_sizes, rng);
         Self { title, text, head, layout }

@@ -45,7 +45,12 @@ impl Head {
     }
 
     /// Back through the stack (or `dy` unchanged).
-    pub fn backward<'a>(&self, cache: &'a mut HeadCache, dy: ArrayView2<'a, f32>, grads: &mut HeadGrads) -> ArrayView2<'a, f32> {
+    pub fn backward<'a>(
+        &self,
+        cache: &'a mut HeadCache,
+        dy: ArrayView2<'a, f32>,
+        grads: &mut HeadGrads,
+    ) -> ArrayView2<'a, f32> {
         match (&self.stack, &mut grads.stack) {
             (Some(stack), Some(stack_grads)) => stack.backward(&mut cache.stack, dy, stack_grads),
             _ => dy,

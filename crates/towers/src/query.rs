@@ -59,7 +59,9 @@ impl QueryTower {
         let user = Embedding::new(sizes.n_users, dim, rng);
         let (timestamp, layout) = match config.query_features {
             QueryFeatures::UserId => (None, ColumnLayout::new(vec![dim])),
-            QueryFeatures::UserIdAndTimestamp => (Some(Embedding::new(sizes.n_buckets, dim, rng)), ColumnLayout::new(vec![dim, dim, 1])),
+            QueryFeatures::UserIdAndTimestamp => {
+                (Some(Embedding::new(sizes.n_buckets, dim, rng)), ColumnLayout::new(vec![dim, dim, 1]))
+            }
         };
         let head = Head::new(layout.width(), &config.layer_sizes, rng);
         Self { user, timestamp, head, layout }
@@ -84,9 +86,16 @@ impl QueryTower {
         self.user.forward(batch.users, user, self.layout.block_mut(features.view_mut(), 0));
         if let Some(timestamp) = &self.timestamp {
             assert_eq!(batch.buckets.len(), batch.users.len(), "QueryTower: buckets for a different batch");
-            assert_eq!(batch.normalized_timestamps.len(), batch.users.len(), "QueryTower: timestamps for a different batch");
+            assert_eq!(
+                batch.normalized_timestamps.len(),
+                batch.users.len(),
+                "QueryTower: timestamps for a different batch"
+            );
             timestamp.forward(batch.buckets, bucket, self.layout.block_mut(features.view_mut(), 1));
-            self.layout.block_mut(features.view_mut(), 2).column_mut(0).assign(&ArrayView1::from(batch.normalized_timestamps));
+            self.layout
+                .block_mut(features.view_mut(), 2)
+                .column_mut(0)
+                .assign(&ArrayView1::from(batch.normalized_timestamps));
         }
         self.head.forward(features.view(), head)
     }

@@ -37,7 +37,11 @@ fn with_values(table: &Array2<f32>, v: &[f32]) -> Array2<f32> {
 #[test]
 fn query_tower_gradcheck() {
     let tower = model(vec![4, 2]).query;
-    let batch = QueryBatch { users: &[1, 3, 1, 0, 2], buckets: &[2, 0, 2, 1, 1], normalized_timestamps: &[0.3, -1.2, 0.8, 0.1, 2.0] };
+    let batch = QueryBatch {
+        users: &[1, 3, 1, 0, 2],
+        buckets: &[2, 0, 2, 1, 1],
+        normalized_timestamps: &[0.3, -1.2, 0.8, 0.1, 2.0],
+    };
     let r = projection((5, 2), &mut ChaCha8Rng::seed_from_u64(42));
     let loss = |t: &QueryTower| dot(t.forward(&batch, &mut QueryCache::default()), &r);
     let mut cache = QueryCache::default();
@@ -57,7 +61,13 @@ fn query_tower_gradcheck() {
         t.timestamp.as_mut().unwrap().table = with_values(bucket_table, v);
         loss(&t)
     });
-    assert_close("query bucket table", grads.timestamp.as_ref().unwrap().to_dense().as_slice().unwrap(), &num, 1e-3, 1e-2);
+    assert_close(
+        "query bucket table",
+        grads.timestamp.as_ref().unwrap().to_dense().as_slice().unwrap(),
+        &num,
+        1e-3,
+        1e-2,
+    );
     let w0 = &tower.head.stack.as_ref().unwrap().layers[0].w;
     let num = numeric_gradient(w0.as_slice().unwrap(), 1e-3, |v| {
         let mut t = tower.clone();
@@ -95,21 +105,38 @@ fn candidate_tower_gradcheck() {
         t.text.as_mut().unwrap().table = with_values(token_table, v);
         loss(&t)
     });
-    assert_close("candidate token table", grads.text.as_ref().unwrap().to_dense().as_slice().unwrap(), &num, 1e-3, 1e-2);
+    assert_close(
+        "candidate token table",
+        grads.text.as_ref().unwrap().to_dense().as_slice().unwrap(),
+        &num,
+        1e-3,
+        1e-2,
+    );
     let b0 = &tower.head.stack.as_ref().unwrap().layers[0].b;
     let num = numeric_gradient(b0.as_slice().unwrap(), 1e-3, |v| {
         let mut t = tower.clone();
         t.head.stack.as_mut().unwrap().layers[0].b = ndarray::Array1::from(v.to_vec());
         loss(&t)
     });
-    assert_close("candidate head b0", grads.head.stack.as_ref().unwrap().layers[0].db.as_slice().unwrap(), &num, 1e-3, 1e-2);
+    assert_close(
+        "candidate head b0",
+        grads.head.stack.as_ref().unwrap().layers[0].db.as_slice().unwrap(),
+        &num,
+        1e-3,
+        1e-2,
+    );
 }
 
 #[test]
 fn output_widths_follow_the_config() {
     let with_head = model(vec![8, 5]);
     assert_eq!((with_head.query.out_dim(), with_head.candidate.out_dim()), (5, 5));
-    let basic = ModelConfig { query_features: QueryFeatures::UserId, candidate_features: CandidateFeatures::TitleId, embedding_dim: 32, layer_sizes: vec![] };
+    let basic = ModelConfig {
+        query_features: QueryFeatures::UserId,
+        candidate_features: CandidateFeatures::TitleId,
+        embedding_dim: 32,
+        layer_sizes: vec![],
+    };
     let basic = TwoTower::new(basic.validate().unwrap(), SIZES, &mut ChaCha8Rng::seed_from_u64(44));
     assert_eq!((basic.query.out_dim(), basic.candidate.out_dim()), (32, 32));
 }
@@ -117,6 +144,12 @@ fn output_widths_follow_the_config() {
 #[test]
 fn invalid_configs_are_errors_at_construction() {
     assert_eq!(full_config(vec![]).validate(), Err(ConfigError::MismatchedWidths { query: 7, candidate: 6 }));
-    assert_eq!(full_config(vec![64, 0]).validate(), Err(ConfigError::ZeroLayerSize { layer_sizes: vec![64, 0], index: 1 }));
-    assert_eq!(ModelConfig { embedding_dim: 0, ..full_config(vec![32]) }.validate(), Err(ConfigError::ZeroEmbeddingDim));
+    assert_eq!(
+        full_config(vec![64, 0]).validate(),
+        Err(ConfigError::ZeroLayerSize { layer_sizes: vec![64, 0], index: 1 })
+    );
+    assert_eq!(
+        ModelConfig { embedding_dim: 0, ..full_config(vec![32]) }.validate(),
+        Err(ConfigError::ZeroEmbeddingDim)
+    );
 }

@@ -103,7 +103,7 @@ impl ValidTrainConfig {
 
     /// Whether validation runs after `epoch` (1-based): every `validation_freq`, and always after the last.
     pub fn validates_after(&self, epoch: usize) -> bool {
-        epoch == self.config.epochs || self.config.validation_freq.is_some_and(|f| epoch % f == 0)
+        epoch == self.config.epochs || self.config.validation_freq.is_some_and(|f| epoch.is_multiple_of(f))
     }
 }
 

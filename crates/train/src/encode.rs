@@ -46,7 +46,12 @@ impl FittedFeatures {
 
     /// Embedding table sizes for the towers.
     pub fn vocabularies(&self) -> Vocabularies {
-        Vocabularies { n_users: self.users.len(), n_buckets: self.buckets.n_buckets(), n_titles: self.titles.len(), n_tokens: self.text.len() }
+        Vocabularies {
+            n_users: self.users.len(),
+            n_buckets: self.buckets.n_buckets(),
+            n_titles: self.titles.len(),
+            n_tokens: self.text.len(),
+        }
     }
 
     /// Rebuilds lookup tables after deserialising.

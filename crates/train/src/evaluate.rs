@@ -113,7 +113,13 @@ pub fn popularity_split(data: &Encoded, train_rows: &[usize], rows: &[usize], se
     report(queries.view(), catalogue.view(), data, rows, seen)
 }
 
-fn report(queries: ndarray::ArrayView2<'_, f32>, catalogue: ndarray::ArrayView2<'_, f32>, data: &Encoded, rows: &[usize], seen: &SeenRows) -> SplitReport {
+fn report(
+    queries: ndarray::ArrayView2<'_, f32>,
+    catalogue: ndarray::ArrayView2<'_, f32>,
+    data: &Encoded,
+    rows: &[usize],
+    seen: &SeenRows,
+) -> SplitReport {
     let true_rows: Vec<u32> = rows.iter().map(|&r| data.movie_row[r]).collect();
     let exclusions: Vec<Vec<u32>> = rows
         .iter()

@@ -24,7 +24,8 @@ pub enum Experiment {
 
 impl Experiment {
     /// Every experiment, in the order `all` runs them.
-    pub const ALL: [Experiment; 6] = [Self::Basic, Self::Context, Self::ContextTimestamps, Self::Deep1, Self::Deep2, Self::Deep3];
+    pub const ALL: [Experiment; 6] =
+        [Self::Basic, Self::Context, Self::ContextTimestamps, Self::Deep1, Self::Deep2, Self::Deep3];
 
     /// The command-line name.
     pub fn name(self) -> &'static str {
@@ -65,10 +66,20 @@ impl Experiment {
             batch_metrics: false,
             shuffle: Shuffle::EachEpoch,
         };
-        let deep = |layer_sizes| TrainConfig { model: rich(QueryFeatures::UserIdAndTimestamp, layer_sizes), epochs: 300, validation_freq: Some(5), ..base.clone() };
+        let deep = |layer_sizes| TrainConfig {
+            model: rich(QueryFeatures::UserIdAndTimestamp, layer_sizes),
+            epochs: 300,
+            validation_freq: Some(5),
+            ..base.clone()
+        };
         match self {
             Self::Basic => TrainConfig {
-                model: ModelConfig { query_features: QueryFeatures::UserId, candidate_features: CandidateFeatures::TitleId, embedding_dim: 32, layer_sizes: vec![] },
+                model: ModelConfig {
+                    query_features: QueryFeatures::UserId,
+                    candidate_features: CandidateFeatures::TitleId,
+                    embedding_dim: 32,
+                    layer_sizes: vec![],
+                },
                 batch_size: 8192,
                 batch_metrics: true,
                 shuffle: Shuffle::Once,

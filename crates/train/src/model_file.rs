@@ -75,7 +75,8 @@ impl ModelFile {
         let mut bytes = Vec::with_capacity(1 << 20);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        bincode::serialize_into(&mut bytes, self).map_err(|source| ModelFileError::Corrupt { path: path.to_path_buf(), source })?;
+        bincode::serialize_into(&mut bytes, self)
+            .map_err(|source| ModelFileError::Corrupt { path: path.to_path_buf(), source })?;
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         let result = (|| {
             let mut file = std::fs::File::create(&tmp)?;
@@ -102,7 +103,8 @@ impl ModelFile {
         if found != FORMAT_VERSION {
             return Err(ModelFileError::Version { path: path.to_path_buf(), found, expected: FORMAT_VERSION });
         }
-        let mut file: Self = bincode::deserialize(payload).map_err(|source| ModelFileError::Corrupt { path: path.to_path_buf(), source })?;
+        let mut file: Self = bincode::deserialize(payload)
+            .map_err(|source| ModelFileError::Corrupt { path: path.to_path_buf(), source })?;
         file.features.rebuild_indices();
         Ok(file)
     }

@@ -56,7 +56,13 @@ impl ModelOptState {
     }
 
     /// One Adagrad step on every parameter.
-    pub fn step(&mut self, adagrad: &Adagrad, model: &mut TwoTower, query_grads: &QueryGrads, candidate_grads: &CandidateGrads) {
+    pub fn step(
+        &mut self,
+        adagrad: &Adagrad,
+        model: &mut TwoTower,
+        query_grads: &QueryGrads,
+        candidate_grads: &CandidateGrads,
+    ) {
         let TwoTower { query, candidate } = model;
         let QueryTower { user, timestamp, head, .. } = query;
         let QueryGrads { user: d_user, timestamp: d_timestamp, head: d_head } = query_grads;
@@ -78,7 +84,12 @@ impl ModelOptState {
 
 impl HeadState {
     fn new(head: &Head, adagrad: &Adagrad) -> Self {
-        let layers = head.stack.iter().flat_map(|s| &s.layers).map(|l| (AdagradState::new(&l.w, adagrad), AdagradState::new(&l.b, adagrad))).collect();
+        let layers = head
+            .stack
+            .iter()
+            .flat_map(|s| &s.layers)
+            .map(|l| (AdagradState::new(&l.w, adagrad), AdagradState::new(&l.b, adagrad)))
+            .collect();
         Self { layers }
     }
 

@@ -104,7 +104,13 @@ impl Trainer {
 
     /// One Adagrad step on ratings `rows`; returns the batch's summed loss. With `ranks`, also
     /// records each example's factorized rank over `catalogue` (computed before the update).
-    pub fn step(&mut self, data: &Encoded, rows: &[usize], title_probability: Option<&[f32]>, grads: &mut (QueryGrads, CandidateGrads)) -> f32 {
+    pub fn step(
+        &mut self,
+        data: &Encoded,
+        rows: &[usize],
+        title_probability: Option<&[f32]>,
+        grads: &mut (QueryGrads, CandidateGrads),
+    ) -> f32 {
         self.step_with_ranks(data, rows, title_probability, grads, None)
     }
 
@@ -161,7 +167,8 @@ impl Trainer {
 
     /// Trains for `config.epochs` epochs on `split.train`, validating on `split.test` as configured.
     pub fn fit(&mut self, data: &Encoded, split: &Split, observer: &mut dyn Observer) -> Vec<EpochRecord> {
-        let probability = self.config.logq.then(|| Self::title_probability(data, &split.train, self.model.candidate.title.n_rows()));
+        let probability =
+            self.config.logq.then(|| Self::title_probability(data, &split.train, self.model.candidate.title.n_rows()));
         let seen = SeenRows::new(data, &split.train);
         let mut shuffler = Shuffler::new(&split.train, self.config.shuffle, self.config.seed);
         let mut grads = self.new_grads();
@@ -174,7 +181,9 @@ impl Trainer {
             let mut batch_metric = self.config.batch_metrics.then(|| eval::FactorizedTopK::new(&eval::TFRS_KS));
             let (mut loss_sum, mut last_batch_loss) = (0f64, 0f32);
             for (batch_idx, rows) in order.chunks(batch_size).enumerate() {
-                let catalogue = batch_metric.as_ref().map(|_| embed_catalogue(&self.model, data, &mut self.buffers.catalogue_cache));
+                let catalogue = batch_metric
+                    .as_ref()
+                    .map(|_| embed_catalogue(&self.model, data, &mut self.buffers.catalogue_cache));
                 let ranks = catalogue.as_ref().zip(batch_metric.as_mut());
                 let loss = self.step_with_ranks(data, rows, probability.as_deref(), &mut grads, ranks);
                 loss_sum += f64::from(loss);
@@ -183,7 +192,8 @@ impl Trainer {
             }
             let train_seconds = started.elapsed().as_secs_f64();
             let eval_started = Instant::now();
-            let validation = self.config.validates_after(epoch).then(|| evaluate_split(&self.model, data, &split.test, &seen));
+            let validation =
+                self.config.validates_after(epoch).then(|| evaluate_split(&self.model, data, &split.test, &seen));
             let record = EpochRecord {
                 epoch,
                 loss_sum,

@@ -23,7 +23,10 @@ pub fn resolve_data_dir(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     if default.join("u.data").is_file() {
         return Ok(default);
     }
-    eprintln!("MovieLens 100k not found (no --data, no MOVIELENS_DIR, nothing in {DEFAULT_DIR}/); downloading it from {}", movielens::download::ML_100K_URL);
+    eprintln!(
+        "MovieLens 100k not found (no --data, no MOVIELENS_DIR, nothing in {DEFAULT_DIR}/); downloading it from {}",
+        movielens::download::ML_100K_URL
+    );
     download(&Source::ml_100k(), &default)
         .with_context(|| format!("no MovieLens data: pass --data DIR or set MOVIELENS_DIR to a directory with u.data and u.item, or allow the download into {DEFAULT_DIR}/"))
 }
@@ -49,10 +52,23 @@ pub fn load(dir: &Path) -> anyhow::Result<Dataset> {
 }
 
 /// The split: a split file, the tutorial row list, or a seeded 80/20 shuffle.
-pub fn split(data: &Dataset, split_file: Option<&Path>, tutorial_rows: Option<&Path>, seed: u64) -> anyhow::Result<(Split, String)> {
+pub fn split(
+    data: &Dataset,
+    split_file: Option<&Path>,
+    tutorial_rows: Option<&Path>,
+    seed: u64,
+) -> anyhow::Result<(Split, String)> {
     match (split_file, tutorial_rows) {
-        (Some(file), _) => Ok((Split::from_split_file(file, &data.ratings).context("reading the split file")?, format!("file {}", file.display()))),
-        (None, Some(file)) => Ok((Split::from_tutorial_rows(file, data.ratings.len()).context("reading the tutorial rows")?, format!("tutorial rows {}", file.display()))),
-        (None, None) => Ok((Split::seeded(data.ratings.len(), seed, 0.8), format!("seeded 80/20 shuffle, seed {seed}"))),
+        (Some(file), _) => Ok((
+            Split::from_split_file(file, &data.ratings).context("reading the split file")?,
+            format!("file {}", file.display()),
+        )),
+        (None, Some(file)) => Ok((
+            Split::from_tutorial_rows(file, data.ratings.len()).context("reading the tutorial rows")?,
+            format!("tutorial rows {}", file.display()),
+        )),
+        (None, None) => {
+            Ok((Split::seeded(data.ratings.len(), seed, 0.8), format!("seeded 80/20 shuffle, seed {seed}")))
+        }
     }
 }

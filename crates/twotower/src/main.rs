@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train and evaluate an experiment of the TFRS tutorials (or a custom configuration).
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Top titles for a user from a saved model.
     Recommend(recommend::RecommendArgs),
     /// A short fixed benchmark of the deep [64, 32] model; writes bench.json.

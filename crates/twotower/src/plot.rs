@@ -11,7 +11,8 @@ pub fn accuracy_curves(runs: &[(String, &Vec<EpochRecord>)], path: &Path) -> any
     let curves: Vec<(String, Vec<(f64, f64)>)> = runs
         .iter()
         .map(|(name, history)| {
-            let points = history.iter().filter_map(|r| Some((r.epoch as f64, r.validation.as_ref()?.all.at(100)?))).collect();
+            let points =
+                history.iter().filter_map(|r| Some((r.epoch as f64, r.validation.as_ref()?.all.at(100)?))).collect();
             (name.clone(), points)
         })
         .collect();
@@ -24,7 +25,8 @@ pub fn compare_runs(dirs: &[PathBuf], out: &Path) -> anyhow::Result<()> {
     for dir in dirs {
         let path = dir.join("metrics.json");
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let doc: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
         let points: Vec<(f64, f64)> = doc["history"]
             .as_array()
             .with_context(|| format!("{}: no \"history\" array", path.display()))?
@@ -64,7 +66,12 @@ fn draw(curves: &[(String, Vec<(f64, f64)>)], path: &Path) -> anyhow::Result<()>
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| plot_error(&e))?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_error(&e))?;
     root.present().map_err(|e| plot_error(&e))?;
     Ok(())
 }

@@ -35,11 +35,9 @@ impl RecommendArgs {
         let user = file.features.users.lookup(&self.user);
         if user == features::OOV_INDEX {
             bail!(
-                "--user {:?}: not a user of this model's training data ({} known users, ids {}..{}); an unknown user would only get the OOV embedding",
+                "--user {:?}: not a user of this model's training data ({} known user ids); an unknown user would only get the shared OOV embedding, so no personal recommendation exists",
                 self.user,
                 file.features.users.len() - 1,
-                file.features.users.entries().first().map_or("", String::as_str),
-                file.features.users.entries().last().map_or("", String::as_str),
             );
         }
         if self.k == 0 {
@@ -57,11 +55,16 @@ impl RecommendArgs {
         for (_, title) in &file.movies {
             bags.push(&file.features.text.encode(title));
         }
-        let catalogue = file.model.candidate.forward(&CandidateBatch { titles: &titles, tokens: &bags }, &mut CandidateCache::default()).to_owned();
+        let catalogue = file
+            .model
+            .candidate
+            .forward(&CandidateBatch { titles: &titles, tokens: &bags }, &mut CandidateCache::default())
+            .to_owned();
         let ids: Vec<u32> = file.movies.iter().map(|(id, _)| *id).collect();
         let index = BruteForceIndex::new(catalogue, ids);
         let seen = file.seen.get(user as usize).cloned().unwrap_or_default();
-        let exclusions = (!self.include_seen).then(|| vec![seen.iter().map(|&row| file.movies[row as usize].0).collect::<Vec<u32>>()]);
+        let exclusions = (!self.include_seen)
+            .then(|| vec![seen.iter().map(|&row| file.movies[row as usize].0).collect::<Vec<u32>>()]);
         let top = index.top_k(query.view(), self.k, exclusions.as_deref());
         println!(
             "Top {} for user {} ({}; {} rated in training):",

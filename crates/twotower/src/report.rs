@@ -68,10 +68,14 @@ pub fn print_data_summary(dir: &Path, data: &Dataset, features: &FittedFeatures,
     println!("  split: {split_name}: {} train, {} test", split.train.len(), split.test.len());
 }
 
+/// Picks one split's metrics out of a run.
+type MetricsOf = dyn Fn(&RunReport) -> &Metrics;
+
 pub fn print_table(runs: &[RunReport]) {
     let Some(first) = runs.first() else { return };
-    let mean = |f: &dyn Fn(&RunReport) -> &Metrics, k: usize| runs.iter().map(|r| f(r).at(k).unwrap_or(0.0)).sum::<f64>() / runs.len() as f64;
-    let rows: [(&str, &dyn Fn(&RunReport) -> &Metrics); 6] = [
+    let mean =
+        |f: &MetricsOf, k: usize| runs.iter().map(|r| f(r).at(k).unwrap_or(0.0)).sum::<f64>() / runs.len() as f64;
+    let rows: [(&str, &MetricsOf); 6] = [
         ("model, test", &|r| &r.test.all),
         ("model, test, seen-filtered", &|r| &r.test.seen_filtered),
         ("model, train", &|r| &r.train.all),
@@ -80,8 +84,17 @@ pub fn print_table(runs: &[RunReport]) {
         ("popularity, train", &|r| &r.popularity_train.all),
     ];
     println!();
-    println!("{} ({} seed{}; {}):", first.experiment, runs.len(), if runs.len() == 1 { "" } else { "s, mean" }, first.split);
-    println!("  {:<34} {:>7} {:>7} {:>7} {:>7} {:>7}", "factorized top-k accuracy", "top-1", "top-5", "top-10", "top-50", "top-100");
+    println!(
+        "{} ({} seed{}; {}):",
+        first.experiment,
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s, mean" },
+        first.split
+    );
+    println!(
+        "  {:<34} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "factorized top-k accuracy", "top-1", "top-5", "top-10", "top-50", "top-100"
+    );
     for (label, metrics) in rows {
         print!("  {label:<34}");
         for k in eval::TFRS_KS {
@@ -96,7 +109,7 @@ pub fn print_table(runs: &[RunReport]) {
 
 /// Mean and standard deviation over seeds, per split and k.
 pub fn write_summary(runs: &[RunReport], path: &Path) -> anyhow::Result<()> {
-    let stats = |f: &dyn Fn(&RunReport) -> &Metrics| {
+    let stats = |f: &MetricsOf| {
         let mut out = serde_json::Map::new();
         for k in eval::TFRS_KS {
             let values: Vec<f64> = runs.iter().map(|r| f(r).at(k).unwrap_or(0.0)).collect();

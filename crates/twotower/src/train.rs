@@ -6,8 +6,11 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use train::{evaluate_split, popularity_split, EpochRecord, Encoded, Experiment, FittedFeatures, ModelFile, Observer, SeenRows, Trainer, TrainConfig};
 use towers::QueryFeatures;
+use train::{
+    evaluate_split, popularity_split, Encoded, EpochRecord, Experiment, FittedFeatures, ModelFile, Observer, SeenRows,
+    TrainConfig, Trainer,
+};
 
 use crate::report::{self, RunReport};
 use crate::{data, plot};
@@ -85,19 +88,26 @@ impl TrainArgs {
         };
         let dir = data::resolve_data_dir(self.data.as_deref())?;
         let dataset = data::load(&dir)?;
-        let (split, split_name) = data::split(&dataset, self.split.as_deref(), self.tutorial_rows.as_deref(), self.split_seed)?;
+        let (split, split_name) =
+            data::split(&dataset, self.split.as_deref(), self.tutorial_rows.as_deref(), self.split_seed)?;
         let features = FittedFeatures::fit(&dataset);
         let encoded = Encoded::new(&dataset, &features);
         report::print_data_summary(&dir, &dataset, &features, &split, &split_name);
         let seen = SeenRows::new(&encoded, &split.train);
-        let popularity = (popularity_split(&encoded, &split.train, &split.test, &seen), popularity_split(&encoded, &split.train, &split.train, &seen));
+        let popularity = (
+            popularity_split(&encoded, &split.train, &split.test, &seen),
+            popularity_split(&encoded, &split.train, &split.train, &seen),
+        );
 
         let mut deep_runs = Vec::new();
         for experiment in experiments {
             let base_out = self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(experiment.name()));
             let mut runs = Vec::new();
             for &seed in &self.seed {
-                let config = self.config_for(experiment, seed).validate().with_context(|| format!("invalid configuration for {}", experiment.name()))?;
+                let config = self
+                    .config_for(experiment, seed)
+                    .validate()
+                    .with_context(|| format!("invalid configuration for {}", experiment.name()))?;
                 let out = if self.seed.len() == 1 { base_out.clone() } else { base_out.join(format!("seed-{seed}")) };
                 std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
                 let started = Instant::now();
@@ -109,7 +119,8 @@ impl TrainArgs {
                 let eval_started = Instant::now();
                 let test = evaluate_split(&trainer.model, &encoded, &split.test, &seen);
                 let train_report = evaluate_split(&trainer.model, &encoded, &split.train, &seen);
-                let eval_seconds = eval_started.elapsed().as_secs_f64() + history.iter().map(|r| r.eval_seconds).sum::<f64>();
+                let eval_seconds =
+                    eval_started.elapsed().as_secs_f64() + history.iter().map(|r| r.eval_seconds).sum::<f64>();
                 let run = RunReport {
                     experiment: experiment.name().to_string(),
                     config: (**trainer.config()).clone(),
@@ -206,7 +217,9 @@ struct Progress {
 impl Progress {
     fn new(config: &TrainConfig) -> Self {
         let bar = ProgressBar::new(0).with_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches, {msg}, ETA {eta}").expect("static template").progress_chars("=> "),
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches, {msg}, ETA {eta}")
+                .expect("static template")
+                .progress_chars("=> "),
         );
         bar.set_prefix(config.name.clone());
         Self { bar, epochs: config.epochs }
@@ -234,4 +247,3 @@ impl Observer for Progress {
         }
     }
 }
-

@@ -1,0 +1,38 @@
+//! `train`, `recommend` and `bench`: build `twotower` in release mode and run it.
+
+use std::process::ExitStatus;
+
+use anyhow::{bail, Context};
+
+use crate::{cargo, prerequisites};
+
+/// Runs `twotower <command> <args>` (release build, OpenBLAS unless `--no-blas`).
+pub fn twotower(command: &str, mut args: Vec<String>) -> anyhow::Result<()> {
+    let no_blas = take_flag(&mut args, "--no-blas");
+    let mut cargo = cargo();
+    cargo.args(["run", "--quiet", "--release", "--package", "twotower"]);
+    if no_blas {
+        eprintln!("xtask: --no-blas: matrix products run on the pure-Rust matrixmultiply");
+    } else {
+        prerequisites::openblas()?;
+        cargo.args(["--features", "blas"]);
+        // After each GEMM, OpenBLAS's worker spins ~0.1 s unless told otherwise; it would compete
+        // with the rayon work between GEMMs (shared/docs/blas-on-this-machine.md §1).
+        if std::env::var_os("OPENBLAS_THREAD_TIMEOUT").is_none() {
+            cargo.env("OPENBLAS_THREAD_TIMEOUT", "4");
+        }
+    }
+    cargo.arg("--").arg(command).args(&args);
+    let status: ExitStatus = cargo.status().context("running cargo")?;
+    if !status.success() {
+        bail!("`twotower {command}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Removes `flag` from `args`, returning whether it was there.
+pub fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
+    let before = args.len();
+    args.retain(|a| a != flag);
+    args.len() != before
+}
