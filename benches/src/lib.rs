@@ -6,40 +6,25 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use towers::Vocabularies;
+use train::synthetic::SyntheticSpec;
 use train::{Encoded, Experiment, Trainer, ValidTrainConfig};
 
-/// MovieLens 100k's shape: users, movie rows, titles, tokens, ratings.
-pub const N_USERS: usize = 943;
-/// Catalogue rows.
+/// Catalogue rows of MovieLens 100k.
 pub const N_MOVIES: usize = 1682;
-/// Ratings.
-pub const N_RATINGS: usize = 100_000;
-/// Title-token vocabulary (padding and `[UNK]` included).
-pub const N_TOKENS: usize = 2468;
-/// Timestamp buckets.
-pub const N_BUCKETS: usize = 1001;
 
-/// Seeded synthetic ratings with MovieLens 100k's sizes and a skewed (Zipf-like) popularity.
+/// Seeded synthetic ratings with MovieLens 100k's sizes.
 pub fn synthetic_data(seed: u64) -> Encoded {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let popular = |rng: &mut ChaCha8Rng| ((rng.random::<f64>().powi(3)) * N_MOVIES as f64) as u32;
-    let movie_tokens: Vec<Vec<u32>> = (0..N_MOVIES)
-        .map(|_| (0..rng.random_range(1..8)).map(|_| rng.random_range(2..N_TOKENS as u32)).collect())
-        .collect();
-    Encoded {
-        user: (0..N_RATINGS).map(|_| rng.random_range(1..=N_USERS as u32)).collect(),
-        bucket: (0..N_RATINGS).map(|_| rng.random_range(1..N_BUCKETS as u32)).collect(),
-        normalized_timestamp: (0..N_RATINGS).map(|_| rng.random_range(-1.7f32..1.8)).collect(),
-        movie_row: (0..N_RATINGS).map(|_| popular(&mut rng)).collect(),
-        movie_title: (0..N_MOVIES as u32).map(|m| m + 1).collect(),
-        movie_tokens,
-        movie_name: (0..N_MOVIES).map(|m| format!("movie {m}")).collect(),
-    }
+    SyntheticSpec::MOVIELENS_100K.generate(seed)
 }
 
 /// Embedding table sizes matching [`synthetic_data`].
 pub fn vocabularies() -> Vocabularies {
-    Vocabularies { n_users: N_USERS + 1, n_buckets: N_BUCKETS, n_titles: N_MOVIES + 1, n_tokens: N_TOKENS }
+    SyntheticSpec::MOVIELENS_100K.vocabularies()
+}
+
+/// An 80/20 split of the synthetic ratings.
+pub fn split() -> Split {
+    Split::seeded(SyntheticSpec::MOVIELENS_100K.n_ratings, 42, 0.8)
 }
 
 /// The deep-retrieval tutorial's [64, 32] configuration.
@@ -53,11 +38,6 @@ pub fn deep_config(epochs: usize) -> ValidTrainConfig {
 /// A trainer for the deep [64, 32] model.
 pub fn deep_trainer() -> Trainer {
     Trainer::new(deep_config(1), vocabularies())
-}
-
-/// An 80/20 split of the synthetic ratings.
-pub fn split() -> Split {
-    Split::seeded(N_RATINGS, 42, 0.8)
 }
 
 /// A `U(−1, 1)` matrix.

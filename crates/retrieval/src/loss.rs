@@ -143,13 +143,16 @@ impl InBatchSoftmax {
             let weight = batch.sample_weight.map_or(1.0, |w| w[i]);
             *loss = softmax_cross_entropy_row(row, i, weight, inv_temperature);
         };
-        let rows =
-            self.logits.as_slice_mut().chunks_mut(n_candidates.max(1)).zip(self.row_losses.iter_mut()).enumerate();
+        let width = n_candidates.max(1);
         if n_queries * n_candidates >= PARALLEL_MIN_LOGITS {
-            let rows: Vec<_> = rows.collect();
-            rows.into_par_iter().for_each(row_loss);
+            self.logits
+                .as_slice_mut()
+                .par_chunks_mut(width)
+                .zip(self.row_losses.par_iter_mut())
+                .enumerate()
+                .for_each(row_loss);
         } else {
-            rows.for_each(row_loss);
+            self.logits.as_slice_mut().chunks_mut(width).zip(self.row_losses.iter_mut()).enumerate().for_each(row_loss);
         }
         let loss: f64 = self.row_losses.iter().sum();
 

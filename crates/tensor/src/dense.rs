@@ -11,7 +11,7 @@
 //! at 0).
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -140,7 +140,9 @@ impl Dense {
         }
         let dz = cache.dz.view();
         general_mat_mul(1.0, &cache.input.view().t(), &dz, 1.0, &mut grads.dw);
-        grads.db += &dz.sum_axis(Axis(0));
+        for row in dz.rows() {
+            grads.db += &row;
+        }
         cache.dx.reshape(batch, self.in_dim());
         general_mat_mul(1.0, &dz, &self.w.t(), 0.0, &mut cache.dx.view_mut());
         cache.dx.view()

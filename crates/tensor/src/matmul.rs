@@ -16,6 +16,9 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::Buffer;
 
+/// Whether the GEMMs run on the system BLAS (`blas` feature) or on the pure-Rust matrixmultiply.
+pub const USES_BLAS: bool = cfg!(feature = "blas");
+
 /// `S = Q·Cᵀ`, overwriting `s`.
 ///
 /// # Shapes

@@ -61,9 +61,21 @@ impl Bags {
         &self.ids[self.offsets[b]..self.offsets[b + 1]]
     }
 
+    /// Reserves room for `n_rows` rows of up to `max_row_len` ids each, so that filling
+    /// batches of at most that size never reallocates.
+    pub fn reserve(&mut self, n_rows: usize, max_row_len: usize) {
+        self.offsets.reserve((n_rows + 1).saturating_sub(self.offsets.len()));
+        self.ids.reserve((n_rows * max_row_len).saturating_sub(self.ids.len()));
+    }
+
+    /// Copies `other`, growing to its capacity (not just its length) so later copies fit.
     fn copy_from(&mut self, other: &Bags) {
-        self.offsets.clone_from(&other.offsets);
-        self.ids.clone_from(&other.ids);
+        self.offsets.clear();
+        self.offsets.reserve(other.offsets.capacity());
+        self.offsets.extend_from_slice(&other.offsets);
+        self.ids.clear();
+        self.ids.reserve(other.ids.capacity());
+        self.ids.extend_from_slice(&other.ids);
     }
 }
 

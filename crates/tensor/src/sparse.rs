@@ -20,9 +20,15 @@ pub struct RowSparseGrad {
 }
 
 impl RowSparseGrad {
-    /// An empty gradient for an `(n_rows, dim)` table.
+    /// An empty gradient for an `(n_rows, dim)` table. Capacity for every row is reserved up front
+    /// (the size of a dense gradient), so accumulating never allocates afterwards.
     pub fn new(n_rows: usize, dim: usize) -> Self {
-        Self { dim, rows: Vec::new(), values: Vec::new(), slot_of_row: vec![ABSENT; n_rows] }
+        Self {
+            dim,
+            rows: Vec::with_capacity(n_rows),
+            values: Vec::with_capacity(n_rows * dim),
+            slot_of_row: vec![ABSENT; n_rows],
+        }
     }
 
     /// Adds `grad` to row `row`.

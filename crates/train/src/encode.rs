@@ -113,8 +113,10 @@ impl Encoded {
     }
 
     /// The token bags of catalogue rows `rows`, into `bags`.
-    pub fn fill_bags(&self, rows: impl IntoIterator<Item = u32>, bags: &mut Bags) {
+    pub fn fill_bags(&self, rows: impl ExactSizeIterator<Item = u32>, bags: &mut Bags) {
         bags.clear();
+        let longest = self.movie_tokens.iter().map(Vec::len).max().unwrap_or(0);
+        bags.reserve(rows.len(), longest);
         for row in rows {
             bags.push(&self.movie_tokens[row as usize]);
         }

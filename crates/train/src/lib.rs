@@ -24,6 +24,7 @@ mod evaluate;
 mod experiments;
 mod model_file;
 mod optimizer;
+pub mod synthetic;
 mod trainer;
 
 pub use batch::Shuffler;

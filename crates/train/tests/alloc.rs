@@ -1,0 +1,82 @@
+//! After warm-up, a training step allocates nothing: a counting global allocator watches steps of
+//! a full batch and of the smaller last batch, in this binary only.
+//!
+//! With OpenBLAS the count must be exactly zero. The pure-Rust matrixmultiply allocates its
+//! packing buffer inside every GEMM call (15 per deep step), which this project's code cannot
+//! reuse; there the bound is one allocation per GEMM and nothing else.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use movielens::split::Split;
+use train::synthetic::SyntheticSpec;
+use train::{Experiment, Trainer};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn training_steps_do_not_allocate_after_warm_up() {
+    let spec = SyntheticSpec { n_ratings: 12_000, ..SyntheticSpec::MOVIELENS_100K };
+    let data = spec.generate(1);
+    let split = Split::seeded(spec.n_ratings, 1, 0.8);
+    // GEMMs per step: per dense layer 1 forward + 2 backward; the score core 1 + 2.
+    for (name, gemms_per_step, config, probability) in [
+        ("deep [64, 32]", 4 * 3 + 3, Experiment::Deep2.config(1), None),
+        (
+            "basic + logQ + hits",
+            3,
+            {
+                let mut c = Experiment::Basic.config(1);
+                c.logq = true;
+                c.remove_accidental_hits = true;
+                c
+            },
+            Some(vec![0.001f32; spec.n_movies + 1]),
+        ),
+    ] {
+        let batch_size = 2048;
+        let mut trainer = Trainer::new(config.validate().unwrap(), spec.vocabularies());
+        let mut grads = trainer.new_grads();
+        let full: Vec<&[usize]> = split.train.chunks(batch_size).filter(|b| b.len() == batch_size).take(3).collect();
+        let last = &split.train[..batch_size / 16];
+        // Warm-up: the largest batch sizes grow every buffer once.
+        trainer.step(&data, full[0], probability.as_deref(), &mut grads);
+        trainer.step(&data, last, probability.as_deref(), &mut grads);
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for rows in [full[1], last, full[2]] {
+            trainer.step(&data, rows, probability.as_deref(), &mut grads);
+        }
+        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allowed = if tensor::matmul::USES_BLAS { 0 } else { 3 * gemms_per_step };
+        assert!(
+            allocations <= allowed,
+            "{name}: {allocations} allocations in three steps after warm-up (allowed {allowed})"
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! Integration tests of the training library: seeded end-to-end quality (synthetic data always,
+//! the real MovieLens 100k when `MOVIELENS_DIR` is set), determinism, model files and configs.
+
+mod model_file;
+mod quality;
+
+use movielens::split::Split;
+use train::synthetic::SyntheticSpec;
+use train::{Encoded, Experiment, Trainer, ValidTrainConfig};
+
+/// A small structured dataset: 300 users, 200 movies in 10 taste groups.
+pub const SMALL: SyntheticSpec = SyntheticSpec {
+    n_users: 300,
+    n_movies: 200,
+    n_ratings: 20_000,
+    n_tokens: 50,
+    n_buckets: 11,
+    n_groups: 10,
+    affinity: 0.9,
+};
+
+pub fn small_data() -> (Encoded, Split) {
+    (SMALL.generate(7), Split::seeded(SMALL.n_ratings, 7, 0.8))
+}
+
+/// The context-with-timestamps model, shrunk for speed.
+pub fn small_config(seed: u64, epochs: usize) -> ValidTrainConfig {
+    let mut config = Experiment::ContextTimestamps.config(seed);
+    config.model.embedding_dim = 16;
+    config.model.layer_sizes = vec![16];
+    config.batch_size = 256;
+    config.epochs = epochs;
+    config.validation_freq = Some(2);
+    config.validate().unwrap()
+}
+
+pub fn small_trainer(seed: u64, epochs: usize) -> Trainer {
+    Trainer::new(small_config(seed, epochs), SMALL.vocabularies())
+}

@@ -1,0 +1,69 @@
+//! Seeded end-to-end training must reach accuracies far above chance, and be deterministic.
+
+use std::path::PathBuf;
+
+use movielens::split::Split;
+use movielens::Dataset;
+use train::{evaluate_split, Encoded, Experiment, FittedFeatures, SeenRows, Trainer};
+
+use crate::{small_data, small_trainer, SMALL};
+
+#[test]
+fn synthetic_groups_are_learned_far_above_chance() {
+    let (data, split) = small_data();
+    let mut trainer = small_trainer(1, 6);
+    let history = trainer.fit(&data, &split, &mut ());
+    let seen = SeenRows::new(&data, &split.train);
+    let report = evaluate_split(&trainer.model, &data, &split.test, &seen);
+    let top_10 = report.all.at(10).unwrap();
+    let chance = 10.0 / SMALL.n_movies as f64;
+    eprintln!(
+        "synthetic: test top-10 {top_10:.3} (chance {chance:.3}), losses {:?}",
+        history.iter().map(|r| r.loss_sum).collect::<Vec<_>>()
+    );
+    assert!(top_10 > 5.0 * chance, "top-10 {top_10} is not far above chance {chance}");
+    assert!(history.last().unwrap().loss_sum < 0.9 * history[0].loss_sum, "the loss did not fall");
+    assert_eq!(history.iter().filter(|r| r.validation.is_some()).count(), 3, "validation every 2 of 6 epochs");
+}
+
+#[test]
+fn same_seed_same_numbers() {
+    let (data, split) = small_data();
+    let run = |seed| {
+        let mut trainer = small_trainer(seed, 2);
+        let history = trainer.fit(&data, &split, &mut ());
+        (history.iter().map(|r| r.loss_sum).collect::<Vec<_>>(), trainer.model)
+    };
+    let (losses_a, model_a) = run(3);
+    let (losses_b, model_b) = run(3);
+    assert_eq!(losses_a, losses_b);
+    assert_eq!(model_a, model_b, "weights must match bit for bit");
+    let (losses_c, _) = run(4);
+    assert_ne!(losses_a, losses_c, "another seed gives another run");
+}
+
+/// The real data, when `MOVIELENS_DIR` is set (required under `REQUIRE_MOVIELENS=1`).
+fn movielens() -> Option<Dataset> {
+    let required = std::env::var_os("REQUIRE_MOVIELENS").is_some_and(|v| v == "1");
+    let Some(dir) = std::env::var_os("MOVIELENS_DIR").map(PathBuf::from) else {
+        assert!(!required, "REQUIRE_MOVIELENS=1 but MOVIELENS_DIR is not set");
+        eprintln!("SKIPPED movielens_context_timestamps_reaches_tutorial_quality: set MOVIELENS_DIR to run it");
+        return None;
+    };
+    Some(Dataset::load(&dir).unwrap_or_else(|e| panic!("{e}")))
+}
+
+#[test]
+fn movielens_context_timestamps_reaches_tutorial_quality() {
+    let Some(dataset) = movielens() else { return };
+    let features = FittedFeatures::fit(&dataset);
+    let data = Encoded::new(&dataset, &features);
+    let split = Split::seeded(dataset.ratings.len(), 42, 0.8);
+    let config = Experiment::ContextTimestamps.config(42).validate().unwrap();
+    let mut trainer = Trainer::new(config, features.vocabularies());
+    let history = trainer.fit(&data, &split, &mut ());
+    let top_100 = history.last().unwrap().validation.as_ref().unwrap().all.at(100).unwrap();
+    let chance = 100.0 / dataset.movies.len() as f64;
+    eprintln!("movielens context-timestamps: test top-100 {top_100:.4} (chance {chance:.4}; TFRS 0.253)");
+    assert!(top_100 > 0.2, "test top-100 {top_100}: the tutorial reaches about 0.25");
+}
