@@ -36,4 +36,4 @@ mod loss;
 mod softmax;
 
 pub use loss::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, MIN_FLOAT};
-pub use softmax::{fast_exp, softmax_cross_entropy_row};
+pub use softmax::{exp_row, fast_exp, RowExp};

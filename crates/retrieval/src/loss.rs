@@ -1,12 +1,12 @@
 //! `InBatchSoftmax`: the loss of `tfrs.tasks.Retrieval` and its gradients, with reusable buffers.
 
-use ndarray::{ArrayView2, Axis};
+use ndarray::ArrayView2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tensor::matmul::{scores, scores_backward};
+use tensor::matmul::{scores, scores_backward_row_scaled, RowScaledScratch};
 use tensor::Buffer;
 
-use crate::softmax::softmax_cross_entropy_row;
+use crate::softmax::exp_row;
 
 /// TFRS's `MIN_FLOAT = np.finfo(np.float32).min / 100`, added to accidental-hit logits.
 pub const MIN_FLOAT: f32 = f32::MIN / 100.0;
@@ -68,16 +68,18 @@ impl<'a> Batch<'a> {
 /// The loss with its gradient buffers, reused from batch to batch.
 #[derive(Debug, Clone, Default)]
 pub struct InBatchSoftmax {
-    /// Logits, then their gradient, `(B, N)`: the only O(batch²) memory.
+    /// Logits, then `exp(S − rowmax)`, `(B, N)`: the only O(batch²) memory.
     logits: Buffer,
     /// `dQ`, `(B, d)`.
     dquery: Buffer,
     /// `dC`, `(N, d)`.
     dcandidate: Buffer,
-    /// `dCᵀ` scratch for the backward GEMM, `(d, N)`.
-    scratch: Buffer,
+    /// Scratch of the backward GEMMs.
+    scratch: RowScaledScratch,
     /// Per-row weighted losses, `(B)`.
     row_losses: Vec<f64>,
+    /// Per-row gradient scale `w_i / (temperature · Σ_j exp(S_ij − max_i))`, `(B)`.
+    row_scale: Vec<f32>,
 }
 
 impl InBatchSoftmax {
@@ -124,8 +126,10 @@ impl InBatchSoftmax {
         self.logits.reshape(n_queries, n_candidates);
         scores(batch.query, batch.candidate, &mut self.logits.view_mut());
         let inv_temperature = config.temperature.map_or(1.0, |t| 1.0 / t);
+        let weight_of = |i: usize| batch.sample_weight.map_or(1.0, |w| w[i]);
         self.row_losses.resize(n_queries, 0.0);
-        let row_loss = |(i, (row, loss)): (usize, (&mut [f32], &mut f64))| {
+        self.row_scale.resize(n_queries, 0.0);
+        let row_loss = |(i, (row, (loss, scale))): (usize, (&mut [f32], (&mut f64, &mut f32)))| {
             if let Some(t) = config.temperature {
                 row.iter_mut().for_each(|v| *v /= t);
             }
@@ -140,32 +144,41 @@ impl InBatchSoftmax {
                     }
                 }
             }
-            let weight = batch.sample_weight.map_or(1.0, |w| w[i]);
-            *loss = softmax_cross_entropy_row(row, i, weight, inv_temperature);
+            let positive_logit = row[i];
+            let exp = exp_row(row);
+            let weight = weight_of(i);
+            *loss = f64::from(weight) * (exp.logsumexp() - f64::from(positive_logit));
+            *scale = weight * inv_temperature / exp.sum;
         };
         let width = n_candidates.max(1);
+        let per_row = self.row_losses.iter_mut().zip(self.row_scale.iter_mut());
         if n_queries * n_candidates >= PARALLEL_MIN_LOGITS {
-            self.logits
-                .as_slice_mut()
-                .par_chunks_mut(width)
-                .zip(self.row_losses.par_iter_mut())
-                .enumerate()
-                .for_each(row_loss);
+            let per_row = self.row_losses.par_iter_mut().zip(self.row_scale.par_iter_mut());
+            self.logits.as_slice_mut().par_chunks_mut(width).zip(per_row).enumerate().for_each(row_loss);
         } else {
-            self.logits.as_slice_mut().chunks_mut(width).zip(self.row_losses.iter_mut()).enumerate().for_each(row_loss);
+            self.logits.as_slice_mut().chunks_mut(width).zip(per_row).enumerate().for_each(row_loss);
         }
         let loss: f64 = self.row_losses.iter().sum();
 
+        // dS = diag(row_scale)·E − diag(w / temperature) on the positives; the first term goes
+        // through the GEMMs, the second is added row by row.
         self.dquery.reshape_zeroed(n_queries, dim);
         self.dcandidate.reshape_zeroed(n_candidates, dim);
-        scores_backward(
+        let (mut dquery, mut dcandidate) = (self.dquery.view_mut(), self.dcandidate.view_mut());
+        scores_backward_row_scaled(
             batch.query,
             batch.candidate,
             self.logits.view(),
-            &mut self.dquery.view_mut(),
-            &mut self.dcandidate.view_mut(),
+            &self.row_scale,
+            &mut dquery,
+            &mut dcandidate,
             &mut self.scratch,
         );
+        for i in 0..n_queries {
+            let positive = -weight_of(i) * inv_temperature;
+            dquery.row_mut(i).scaled_add(positive, &batch.candidate.row(i));
+            dcandidate.row_mut(i).scaled_add(positive, &batch.query.row(i));
+        }
         loss as f32
     }
 
@@ -177,15 +190,5 @@ impl InBatchSoftmax {
     /// `∂loss/∂C` of the last [`Self::compute`], `(N, d)`.
     pub fn candidate_grad(&self) -> ArrayView2<'_, f32> {
         self.dcandidate.view()
-    }
-
-    /// `∂loss/∂S` of the last [`Self::compute`], `(B, N)` (after temperature scaling).
-    pub fn logit_grad(&self) -> ArrayView2<'_, f32> {
-        self.logits.view()
-    }
-
-    /// Sum over rows of `∂loss/∂S`; zero when the gradient is consistent (for checks).
-    pub fn logit_grad_row_sums(&self) -> Vec<f32> {
-        self.logits.view().sum_axis(Axis(1)).to_vec()
     }
 }

@@ -49,6 +49,8 @@ pub struct DenseCache {
     dz: Buffer,
     /// The input gradient, `(batch, in_dim)`.
     dx: Buffer,
+    /// Column sums of `dz`, `(out_dim)`.
+    dz_sums: Vec<f32>,
 }
 
 /// Gradients of a [`Dense`], shaped like its parameters.
@@ -140,8 +142,16 @@ impl Dense {
         }
         let dz = cache.dz.view();
         general_mat_mul(1.0, &cache.input.view().t(), &dz, 1.0, &mut grads.dw);
+        // Sum first, then add once, so that accumulating twice gives exactly twice the gradient.
+        cache.dz_sums.clear();
+        cache.dz_sums.resize(self.out_dim(), 0.0);
         for row in dz.rows() {
-            grads.db += &row;
+            for (sum, &v) in cache.dz_sums.iter_mut().zip(row) {
+                *sum += v;
+            }
+        }
+        for (db, &sum) in grads.db.iter_mut().zip(&cache.dz_sums) {
+            *db += sum;
         }
         cache.dx.reshape(batch, self.in_dim());
         general_mat_mul(1.0, &dz, &self.w.t(), 0.0, &mut cache.dx.view_mut());

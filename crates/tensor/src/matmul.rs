@@ -65,6 +65,64 @@ pub fn scores_backward(
     *dc += &scratch.view().t();
 }
 
+/// Scratch buffers of [`scores_backward_row_scaled`].
+#[derive(Debug, Clone, Default)]
+pub struct RowScaledScratch {
+    /// `E·C`, `(batch, dim)`.
+    ec: Buffer,
+    /// `diag(r)·Q`, `(batch, dim)`.
+    scaled_q: Buffer,
+    /// `(diag(r)·Q)ᵀ·E`, `(dim, n_candidates)`.
+    dct: Buffer,
+}
+
+/// The backward products for a logit gradient whose row `i` is `r_i · E_i`, without forming it:
+/// `dQ += diag(r)·(E·C)` and `dC += Eᵀ·(diag(r)·Q)` (the latter as `((diag(r)·Q)ᵀ·E)ᵀ`).
+/// Folding a softmax's row normalisation into the products saves a pass over the `(batch, N)`
+/// block.
+///
+/// # Shapes
+/// `e: (batch, n_candidates)`, `row_scale: (batch)`, `dq: (batch, dim)`, `dc: (n_candidates, dim)`.
+///
+/// # Panics
+/// On mismatched shapes.
+#[track_caller]
+pub fn scores_backward_row_scaled(
+    q: ArrayView2<'_, f32>,
+    c: ArrayView2<'_, f32>,
+    e: ArrayView2<'_, f32>,
+    row_scale: &[f32],
+    dq: &mut ArrayViewMut2<'_, f32>,
+    dc: &mut ArrayViewMut2<'_, f32>,
+    scratch: &mut RowScaledScratch,
+) {
+    let (batch, dim) = q.dim();
+    assert_eq!(
+        e.dim(),
+        (batch, c.nrows()),
+        "scores_backward_row_scaled: E {:?} for Q {:?}, C {:?}",
+        e.dim(),
+        q.dim(),
+        c.dim()
+    );
+    assert_eq!(row_scale.len(), batch, "scores_backward_row_scaled: {} scales for {batch} rows", row_scale.len());
+    assert_eq!(dq.dim(), q.dim(), "scores_backward_row_scaled: dQ {:?} vs Q {:?}", dq.dim(), q.dim());
+    assert_eq!(dc.dim(), c.dim(), "scores_backward_row_scaled: dC {:?} vs C {:?}", dc.dim(), c.dim());
+    scratch.ec.reshape(batch, dim);
+    general_mat_mul(1.0, &e, &c, 0.0, &mut scratch.ec.view_mut());
+    for ((mut dq_row, ec_row), &r) in dq.rows_mut().into_iter().zip(scratch.ec.view().rows()).zip(row_scale) {
+        dq_row.scaled_add(r, &ec_row);
+    }
+    scratch.scaled_q.reshape(batch, dim);
+    for ((mut out, q_row), &r) in scratch.scaled_q.view_mut().rows_mut().into_iter().zip(q.rows()).zip(row_scale) {
+        out.assign(&q_row);
+        out *= r;
+    }
+    scratch.dct.reshape(dim, c.nrows());
+    general_mat_mul(1.0, &scratch.scaled_q.view().t(), &e, 0.0, &mut scratch.dct.view_mut());
+    *dc += &scratch.dct.view().t();
+}
+
 /// The textbook triple loop, `A·B`, accumulating in f64 (the reference for tests).
 pub fn naive_matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     assert_eq!(a.ncols(), b.nrows(), "naive_matmul: {:?} · {:?}", a.dim(), b.dim());
@@ -110,6 +168,39 @@ mod tests {
         scores_backward(q.view(), c.view(), ds.view(), &mut dq.view_mut(), &mut dc.view_mut(), &mut Buffer::default());
         assert!(max_rel_error(&dq, &(naive_matmul(ds.view(), c.view()) + 1.0)) < 1e-6);
         assert!(max_rel_error(&dc, &(naive_matmul(ds.t(), q.view()) + 1.0)) < 1e-6);
+    }
+
+    #[test]
+    fn row_scaled_backward_equals_the_plain_one_on_the_scaled_block() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let (q, c, e) = (uniform((3, 4), 1.0, &mut rng), uniform((5, 4), 1.0, &mut rng), projection((3, 5), &mut rng));
+        let scale = [0.5f32, -2.0, 3.0];
+        let mut ds = e.clone();
+        for (mut row, &r) in ds.rows_mut().into_iter().zip(&scale) {
+            row *= r;
+        }
+        let (mut dq, mut dc) = (Array2::ones((3, 4)), Array2::ones((5, 4)));
+        let (mut dq_ref, mut dc_ref) = (Array2::ones((3, 4)), Array2::ones((5, 4)));
+        let mut scratch = RowScaledScratch::default();
+        scores_backward_row_scaled(
+            q.view(),
+            c.view(),
+            e.view(),
+            &scale,
+            &mut dq.view_mut(),
+            &mut dc.view_mut(),
+            &mut scratch,
+        );
+        scores_backward(
+            q.view(),
+            c.view(),
+            ds.view(),
+            &mut dq_ref.view_mut(),
+            &mut dc_ref.view_mut(),
+            &mut Buffer::default(),
+        );
+        assert!(max_rel_error(&dq, &dq_ref) < 1e-6);
+        assert!(max_rel_error(&dc, &dc_ref) < 1e-6);
     }
 
     #[test]

@@ -124,9 +124,9 @@ fn report(
     let exclusions: Vec<Vec<u32>> = rows
         .iter()
         .map(|&r| {
-            let own = true_rows_title_rows(data, data.movie_row[r]);
             // Never exclude the true movie itself (or its duplicate-title rows).
-            seen.of(data.user[r]).iter().copied().filter(|row| !own.contains(row)).collect()
+            let title = data.movie_title[data.movie_row[r] as usize];
+            seen.of(data.user[r]).iter().copied().filter(|&row| data.movie_title[row as usize] != title).collect()
         })
         .collect();
     let metrics = |ranks: &[u32]| {
@@ -138,10 +138,4 @@ fn report(
         all: metrics(&true_rank(queries, catalogue, &true_rows, None)),
         seen_filtered: metrics(&true_rank(queries, catalogue, &true_rows, Some(&exclusions))),
     }
-}
-
-/// The catalogue rows sharing `row`'s title.
-fn true_rows_title_rows(data: &Encoded, row: u32) -> Vec<u32> {
-    let title = data.movie_title[row as usize];
-    (0..data.n_movies() as u32).filter(|&r| data.movie_title[r as usize] == title).collect()
 }
