@@ -97,9 +97,9 @@ fn exp_row_kernel(s: &mut [f32]) -> RowExp {
         for i in 0..8 {
             e[i] = fast_exp(chunk[i] - max);
         }
-        for i in 0..8 {
-            chunk[i] = e[i];
-            lanes[i] += e[i];
+        *chunk = e;
+        for (lane, v) in lanes.iter_mut().zip(e) {
+            *lane += v;
         }
     }
     for (lane, v) in lanes.iter_mut().zip(chunks.into_remainder()) {
