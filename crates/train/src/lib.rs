@@ -30,7 +30,7 @@ mod trainer;
 pub use batch::Shuffler;
 pub use config::{ConfigError, Shuffle, TrainConfig, ValidTrainConfig};
 pub use encode::{Encoded, FittedFeatures};
-pub use evaluate::{evaluate_split, popularity_split, Metrics, SeenRows, SplitReport};
+pub use evaluate::{embed_catalogue, embed_queries, evaluate_split, popularity_split, Metrics, SeenRows, SplitReport};
 pub use experiments::Experiment;
 pub use model_file::{ModelFile, ModelFileError, FORMAT_VERSION};
 pub use optimizer::ModelOptState;

@@ -237,13 +237,19 @@ impl Observer for Progress {
 
     fn on_epoch(&mut self, record: &EpochRecord) {
         if let Some(v) = &record.validation {
-            self.bar.println(format!(
+            let line = format!(
                 "  epoch {:>3}: loss sum {:>10.1}, test top-100 {:.4} (seen-filtered {:.4})",
                 record.epoch,
                 record.loss_sum,
                 v.all.at(100).unwrap_or(0.0),
                 v.seen_filtered.at(100).unwrap_or(0.0)
-            ));
+            );
+            // A hidden bar (stderr not a terminal, as in CI logs) drops its println: print directly.
+            if self.bar.is_hidden() {
+                eprintln!("{}{line}", self.bar.prefix());
+            } else {
+                self.bar.println(line);
+            }
         }
     }
 }
