@@ -6,6 +6,7 @@ use ndarray::{Array2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
+use tensor::gradcheck::matrix;
 
 fn random(shape: (usize, usize), rng: &mut impl Rng) -> Array2<f32> {
     Array2::from_shape_fn(shape, |_| rng.random_range(-1.0f32..1.0))
@@ -73,7 +74,6 @@ struct Golden {
 #[test]
 fn golden_parity_with_tfrs() {
     let golden: Golden = serde_json::from_str(include_str!("golden/factorized_topk.json")).unwrap();
-    let matrix = |rows: &[Vec<f32>]| Array2::from_shape_vec((rows.len(), rows[0].len()), rows.concat()).unwrap();
     let (queries, candidates) = (matrix(&golden.queries), matrix(&golden.candidates));
     let ranks = true_rank(queries.view(), candidates.view(), &golden.true_index, None);
     let mut metric = FactorizedTopK::new(&golden.ks);

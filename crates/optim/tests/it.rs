@@ -1,9 +1,10 @@
 //! Adagrad against tf-keras 2.21 (`tests/golden/adagrad.json`): three dense steps, and a sparse
 //! step whose gradient repeats a row.
 
-use ndarray::{Array1, Array2};
+use ndarray::Array1;
 use optim::{Adagrad, AdagradConfig, AdagradState};
 use serde::Deserialize;
+use tensor::gradcheck::matrix;
 use tensor::RowSparseGrad;
 
 #[derive(Deserialize)]
@@ -25,10 +26,6 @@ struct Sparse {
     indices: Vec<u32>,
     values: Vec<Vec<f32>>,
     w_after: Vec<Vec<f32>>,
-}
-
-fn matrix(rows: &[Vec<f32>]) -> Array2<f32> {
-    Array2::from_shape_vec((rows.len(), rows[0].len()), rows.concat()).unwrap()
 }
 
 fn tutorial_adagrad() -> Adagrad {

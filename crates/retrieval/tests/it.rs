@@ -6,7 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig};
 use serde::Deserialize;
-use tensor::gradcheck::{assert_close, numeric_gradient};
+use tensor::gradcheck::{assert_close, matrix, numeric_gradient};
 use tensor::init::uniform;
 
 #[derive(Deserialize)]
@@ -33,10 +33,6 @@ struct Options {
     logq: bool,
     #[serde(default)]
     remove_accidental_hits: bool,
-}
-
-fn matrix(rows: &[Vec<f32>]) -> Array2<f32> {
-    Array2::from_shape_vec((rows.len(), rows[0].len()), rows.concat()).unwrap()
 }
 
 /// Largest `|a − b| / max(|b|, 1)`: relative for elements of magnitude ≥ 1, absolute below

@@ -15,6 +15,16 @@ pub fn projection(shape: (usize, usize), rng: &mut impl Rng) -> Array2<f32> {
     uniform(shape, 1.0, rng)
 }
 
+/// A matrix from rows, as golden JSON files store them.
+///
+/// # Panics
+/// If the rows are empty or ragged.
+pub fn matrix(rows: &[Vec<f32>]) -> Array2<f32> {
+    let n_cols = rows.first().map_or(0, Vec::len);
+    Array2::from_shape_vec((rows.len(), n_cols), rows.concat())
+        .expect("matrix: rows must be non-empty and of equal length")
+}
+
 /// Central differences of `loss` at `x`, one element at a time (f32 steps, f64 loss).
 pub fn numeric_gradient(x: &[f32], h: f32, mut loss: impl FnMut(&[f32]) -> f64) -> Vec<f32> {
     let mut probe = x.to_vec();
