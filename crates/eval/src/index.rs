@@ -1,8 +1,9 @@
 //! `BruteForceIndex`: exact top-k by dot product over a catalogue, like `tfrs.layers.factorized_top_k.BruteForce`.
 //!
 //! Results are sorted by score descending; equal scores put the lower catalogue row first
-//! (TF's `top_k`). Excluded ids are skipped, which equals TFRS's `query_with_exclusions` when
-//! the excluded ids are not in the top `k + E`... and is exact in every case.
+//! (TF's `top_k`). Excluded ids are skipped outright. TFRS's `query_with_exclusions` instead
+//! retrieves `k + E` candidates and penalises excluded ones by 1e5, which gives the same list
+//! whenever no remaining score is 1e5 below an excluded one; skipping is exact in every case.
 
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;

@@ -102,8 +102,9 @@ impl Trainer {
         &self.config
     }
 
-    /// One Adagrad step on ratings `rows`; returns the batch's summed loss. With `ranks`, also
-    /// records each example's factorized rank over `catalogue` (computed before the update).
+    /// One Adagrad step on ratings `rows`; returns the batch's summed loss. `title_probability`
+    /// (per title index) turns on the logQ correction; `grads` are reused buffers from
+    /// [`Self::new_grads`].
     pub fn step(
         &mut self,
         data: &Encoded,
@@ -114,6 +115,8 @@ impl Trainer {
         self.step_with_ranks(data, rows, title_probability, grads, None)
     }
 
+    /// [`Self::step`], also recording each example's factorized rank over `catalogue` (computed
+    /// from the same forward pass, before the update) when `ranks` is given.
     fn step_with_ranks(
         &mut self,
         data: &Encoded,
