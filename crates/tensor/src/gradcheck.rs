@@ -56,5 +56,6 @@ pub fn assert_close(what: &str, analytic: &[f32], numeric: &[f32], atol: f32, rt
         max_error = max_error.max(error);
         assert!(error <= atol + rtol * a.abs().max(n.abs()), "{what}[{i}]: analytic {a}, numeric {n} (|diff| {error})");
     }
+    eprintln!("gradcheck {what}: {} elements, max |analytic - numeric| = {max_error:e}", analytic.len());
     max_error
 }
