@@ -29,7 +29,7 @@ mod metric;
 mod popularity;
 
 pub use index::{BruteForceIndex, Neighbours};
-pub use metric::{true_rank, FactorizedTopK, TFRS_KS};
+pub use metric::{true_rank, true_rank_unfiltered_and_filtered, FactorizedTopK, TFRS_KS};
 pub use popularity::popularity_scores;
 
 /// Query rows scored per block (a block of scores is `QUERY_BLOCK × CANDIDATE_BLOCK` floats).

@@ -27,6 +27,33 @@ pub fn true_rank(
     true_rows: &[u32],
     exclusions: Option<&[Vec<u32>]>,
 ) -> Vec<u32> {
+    let (mut ranks, excluded_above) = count_above(queries, catalogue, true_rows, exclusions);
+    for (rank, excluded) in ranks.iter_mut().zip(excluded_above) {
+        *rank -= excluded;
+    }
+    ranks
+}
+
+/// [`true_rank`] without and with `exclusions`, from one pass over the catalogue:
+/// `(unfiltered, filtered)`.
+pub fn true_rank_unfiltered_and_filtered(
+    queries: ArrayView2<'_, f32>,
+    catalogue: ArrayView2<'_, f32>,
+    true_rows: &[u32],
+    exclusions: &[Vec<u32>],
+) -> (Vec<u32>, Vec<u32>) {
+    let (ranks, excluded_above) = count_above(queries, catalogue, true_rows, Some(exclusions));
+    let filtered = ranks.iter().zip(&excluded_above).map(|(r, e)| r - e).collect();
+    (ranks, filtered)
+}
+
+/// Per query: rows scoring above the true row, and how many of those are excluded.
+fn count_above(
+    queries: ArrayView2<'_, f32>,
+    catalogue: ArrayView2<'_, f32>,
+    true_rows: &[u32],
+    exclusions: Option<&[Vec<u32>]>,
+) -> (Vec<u32>, Vec<u32>) {
     let n_queries = queries.nrows();
     assert_eq!(true_rows.len(), n_queries, "true_rank: {} true rows for {n_queries} queries", true_rows.len());
     if let Some(ex) = exclusions {
@@ -35,6 +62,7 @@ pub fn true_rank(
     let n_rows = catalogue.nrows();
     assert!(true_rows.iter().all(|&r| (r as usize) < n_rows), "true_rank: true row outside catalogue of {n_rows}");
     let mut ranks = vec![0u32; n_queries];
+    let mut excluded_above = vec![0u32; n_queries];
     let mut positives = vec![0f32; n_queries];
     let mut block = Array2::<f32>::zeros((QUERY_BLOCK.min(n_queries.max(1)), CANDIDATE_BLOCK.min(n_rows.max(1))));
     for q_start in (0..n_queries).step_by(QUERY_BLOCK) {
@@ -60,20 +88,19 @@ pub fn true_rank(
                 score_block(q_block, catalogue.slice(s![c_start..c_end, ..]), &mut scores);
             }
             let scores = scores.view();
-            ranks[q_start..q_end].par_iter_mut().zip(&positives[q_start..q_end]).enumerate().for_each(
-                |(i, (rank, &pos))| {
-                    let row = scores.row(i);
-                    let row = row.as_slice().expect("score blocks are row-contiguous");
-                    *rank += row.iter().map(|&v| u32::from(v > pos)).sum::<u32>();
-                    if let Some(ex) = exclusions {
-                        let excluded = ex[q_start + i].iter().filter(|&&r| (c_start..c_end).contains(&(r as usize)));
-                        *rank -= excluded.filter(|&&r| row[r as usize - c_start] > pos).count() as u32;
-                    }
-                },
-            );
+            let counts = ranks[q_start..q_end].par_iter_mut().zip(&mut excluded_above[q_start..q_end]);
+            counts.zip(&positives[q_start..q_end]).enumerate().for_each(|(i, ((rank, excluded_rank), &pos))| {
+                let row = scores.row(i);
+                let row = row.as_slice().expect("score blocks are row-contiguous");
+                *rank += row.iter().map(|&v| u32::from(v > pos)).sum::<u32>();
+                if let Some(ex) = exclusions {
+                    let excluded = ex[q_start + i].iter().filter(|&&r| (c_start..c_end).contains(&(r as usize)));
+                    *excluded_rank += excluded.filter(|&&r| row[r as usize - c_start] > pos).count() as u32;
+                }
+            });
         }
     }
-    ranks
+    (ranks, excluded_above)
 }
 
 /// Running hit counts at each `k` over every query seen since the last reset: the

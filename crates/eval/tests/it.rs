@@ -1,7 +1,7 @@
 //! The index against a full sort, the metric against TFRS (`tests/golden/factorized_topk.json`)
 //! and against a naive count, and the popularity baseline.
 
-use eval::{popularity_scores, true_rank, BruteForceIndex, FactorizedTopK};
+use eval::{popularity_scores, true_rank, true_rank_unfiltered_and_filtered, BruteForceIndex, FactorizedTopK};
 use ndarray::{Array2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -102,10 +102,11 @@ fn ranks_match_a_naive_count_including_exclusions_and_big_catalogues() {
         })
         .collect();
     let scores = queries.dot(&candidates.t());
-    for (use_exclusions, ranks) in [
-        (false, true_rank(queries.view(), candidates.view(), &true_rows, None)),
-        (true, true_rank(queries.view(), candidates.view(), &true_rows, Some(&exclusions))),
-    ] {
+    let (unfiltered, filtered) =
+        true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &exclusions);
+    assert_eq!(unfiltered, true_rank(queries.view(), candidates.view(), &true_rows, None));
+    assert_eq!(filtered, true_rank(queries.view(), candidates.view(), &true_rows, Some(&exclusions)));
+    for (use_exclusions, ranks) in [(false, unfiltered), (true, filtered)] {
         for i in 0..n_queries {
             let pos = scores[[i, true_rows[i] as usize]];
             let mut excluded = exclusions[i].clone();

@@ -1,7 +1,7 @@
 //! Evaluation of a model (and of the popularity baseline) on a set of ratings: factorized top-k
 //! over the whole catalogue, unfiltered and with each user's training movies removed.
 
-use eval::{popularity_scores, true_rank, FactorizedTopK, TFRS_KS};
+use eval::{popularity_scores, true_rank_unfiltered_and_filtered, FactorizedTopK, TFRS_KS};
 use ndarray::{s, Array2};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -134,8 +134,6 @@ fn report(
         metric.update(ranks);
         Metrics(metric.accuracies())
     };
-    SplitReport {
-        all: metrics(&true_rank(queries, catalogue, &true_rows, None)),
-        seen_filtered: metrics(&true_rank(queries, catalogue, &true_rows, Some(&exclusions))),
-    }
+    let (all, seen_filtered) = true_rank_unfiltered_and_filtered(queries, catalogue, &true_rows, &exclusions);
+    SplitReport { all: metrics(&all), seen_filtered: metrics(&seen_filtered) }
 }
