@@ -1,6 +1,6 @@
 //! `InBatchSoftmax`: the loss of `tfrs.tasks.Retrieval` and its gradients, with reusable buffers.
 
-use ndarray::ArrayView2;
+use ndarray::{s, ArrayView2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tensor::matmul::{scores, scores_backward_row_scaled, RowScaledScratch};
@@ -14,6 +14,11 @@ pub const MIN_FLOAT: f32 = f32::MIN / 100.0;
 const MIN_PROBABILITY: f32 = 1e-6;
 /// Below this many logits the softmax runs on the calling thread only.
 const PARALLEL_MIN_LOGITS: usize = 1 << 16;
+/// Logits per block of query rows (2 MiB of f32: resident in cache between the forward GEMM,
+/// the softmax and the two backward GEMMs).
+const LOGIT_BLOCK_ELEMENTS: usize = 1 << 19;
+/// The smallest block of query rows, so that very wide catalogues still get useful GEMMs.
+const MIN_BLOCK_ROWS: usize = 32;
 
 /// Constants of the loss (TFRS constructor arguments).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -68,7 +73,8 @@ impl<'a> Batch<'a> {
 /// The loss with its gradient buffers, reused from batch to batch.
 #[derive(Debug, Clone, Default)]
 pub struct InBatchSoftmax {
-    /// Logits, then `exp(S − rowmax)`, `(B, N)`: the only O(batch²) memory.
+    /// Logits of one block of query rows, then `exp(S − rowmax)`, `(block, N)`: the only
+    /// O(batch · N) memory, bounded by `LOGIT_BLOCK_ELEMENTS` (2 MiB) for any `N ≤ 16 384`.
     logits: Buffer,
     /// `dQ`, `(B, d)`.
     dquery: Buffer,
@@ -123,63 +129,70 @@ impl InBatchSoftmax {
             );
         }
 
-        self.logits.reshape(n_queries, n_candidates);
-        scores(batch.query, batch.candidate, &mut self.logits.view_mut());
         let inv_temperature = config.temperature.map_or(1.0, |t| 1.0 / t);
         let weight_of = |i: usize| batch.sample_weight.map_or(1.0, |w| w[i]);
         self.row_losses.resize(n_queries, 0.0);
         self.row_scale.resize(n_queries, 0.0);
-        let row_loss = |(i, (row, (loss, scale))): (usize, (&mut [f32], (&mut f64, &mut f32)))| {
-            if let Some(t) = config.temperature {
-                row.iter_mut().for_each(|v| *v /= t);
-            }
-            if let Some(p) = batch.candidate_sampling_probability {
-                row.iter_mut().zip(p).for_each(|(v, &p)| *v -= p.clamp(MIN_PROBABILITY, 1.0).ln());
-            }
-            if let AccidentalHits::Remove { candidate_ids } = batch.accidental_hits {
-                let own = candidate_ids[i];
-                for (j, (v, &id)) in row.iter_mut().zip(candidate_ids).enumerate() {
-                    if id == own && j != i {
-                        *v += MIN_FLOAT;
-                    }
-                }
-            }
-            let positive_logit = row[i];
-            let exp = exp_row(row);
-            let weight = weight_of(i);
-            *loss = f64::from(weight) * (exp.logsumexp() - f64::from(positive_logit));
-            *scale = weight * inv_temperature / exp.sum;
-        };
-        let width = n_candidates.max(1);
-        let per_row = self.row_losses.iter_mut().zip(self.row_scale.iter_mut());
-        if n_queries * n_candidates >= PARALLEL_MIN_LOGITS {
-            let per_row = self.row_losses.par_iter_mut().zip(self.row_scale.par_iter_mut());
-            self.logits.as_slice_mut().par_chunks_mut(width).zip(per_row).enumerate().for_each(row_loss);
-        } else {
-            self.logits.as_slice_mut().chunks_mut(width).zip(per_row).enumerate().for_each(row_loss);
-        }
-        let loss: f64 = self.row_losses.iter().sum();
-
-        // dS = diag(row_scale)·E − diag(w / temperature) on the positives; the first term goes
-        // through the GEMMs, the second is added row by row.
         self.dquery.reshape_zeroed(n_queries, dim);
         self.dcandidate.reshape_zeroed(n_candidates, dim);
         let (mut dquery, mut dcandidate) = (self.dquery.view_mut(), self.dcandidate.view_mut());
-        scores_backward_row_scaled(
-            batch.query,
-            batch.candidate,
-            self.logits.view(),
-            &self.row_scale,
-            &mut dquery,
-            &mut dcandidate,
-            &mut self.scratch,
-        );
+        // Blocks of query rows: each block's logits are scored, exponentiated and consumed by the
+        // backward GEMMs while they are still in cache.
+        let block_rows = (LOGIT_BLOCK_ELEMENTS / n_candidates.max(1)).max(MIN_BLOCK_ROWS);
+        for start in (0..n_queries).step_by(block_rows) {
+            let end = (start + block_rows).min(n_queries);
+            let query_block = batch.query.slice(s![start..end, ..]);
+            self.logits.reshape(end - start, n_candidates);
+            scores(query_block, batch.candidate, &mut self.logits.view_mut());
+            let row_loss = |(offset, (row, (loss, scale))): (usize, (&mut [f32], (&mut f64, &mut f32)))| {
+                let i = start + offset;
+                if let Some(t) = config.temperature {
+                    row.iter_mut().for_each(|v| *v /= t);
+                }
+                if let Some(p) = batch.candidate_sampling_probability {
+                    row.iter_mut().zip(p).for_each(|(v, &p)| *v -= p.clamp(MIN_PROBABILITY, 1.0).ln());
+                }
+                if let AccidentalHits::Remove { candidate_ids } = batch.accidental_hits {
+                    let own = candidate_ids[i];
+                    for (j, (v, &id)) in row.iter_mut().zip(candidate_ids).enumerate() {
+                        if id == own && j != i {
+                            *v += MIN_FLOAT;
+                        }
+                    }
+                }
+                let positive_logit = row[i];
+                let exp = exp_row(row);
+                let weight = weight_of(i);
+                *loss = f64::from(weight) * (exp.logsumexp() - f64::from(positive_logit));
+                *scale = weight * inv_temperature / exp.sum;
+            };
+            let width = n_candidates.max(1);
+            let (losses, scales) = (&mut self.row_losses[start..end], &mut self.row_scale[start..end]);
+            if (end - start) * n_candidates >= PARALLEL_MIN_LOGITS {
+                let per_row = losses.par_iter_mut().zip(scales.par_iter_mut());
+                self.logits.as_slice_mut().par_chunks_mut(width).zip(per_row).enumerate().for_each(row_loss);
+            } else {
+                let per_row = losses.iter_mut().zip(scales.iter_mut());
+                self.logits.as_slice_mut().chunks_mut(width).zip(per_row).enumerate().for_each(row_loss);
+            }
+            // dS = diag(row_scale)·E − diag(w / temperature) on the positives; the first term
+            // goes through the GEMMs, the second is added row by row below.
+            scores_backward_row_scaled(
+                query_block,
+                batch.candidate,
+                self.logits.view(),
+                &self.row_scale[start..end],
+                &mut dquery.slice_mut(s![start..end, ..]),
+                &mut dcandidate,
+                &mut self.scratch,
+            );
+        }
         for i in 0..n_queries {
             let positive = -weight_of(i) * inv_temperature;
             dquery.row_mut(i).scaled_add(positive, &batch.candidate.row(i));
             dcandidate.row_mut(i).scaled_add(positive, &batch.query.row(i));
         }
-        loss as f32
+        self.row_losses.iter().sum::<f64>() as f32
     }
 
     /// `∂loss/∂Q` of the last [`Self::compute`], `(B, d)`.
