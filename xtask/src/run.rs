@@ -10,7 +10,7 @@ use crate::{cargo, prerequisites};
 pub fn twotower(command: &str, mut args: Vec<String>) -> anyhow::Result<()> {
     let no_blas = take_flag(&mut args, "--no-blas");
     let mut cargo = cargo();
-    cargo.args(["run", "--quiet", "--release", "--package", "twotower"]);
+    cargo.args(["run", "--release", "--package", "twotower"]);
     if no_blas {
         eprintln!("xtask: --no-blas: matrix products run on the pure-Rust matrixmultiply");
     } else {
