@@ -24,10 +24,12 @@ pub fn twotower(command: &str, mut args: Vec<String>) -> anyhow::Result<()> {
     }
     cargo.arg("--").arg(command).args(&args);
     let status: ExitStatus = cargo.status().context("running cargo")?;
-    if !status.success() {
-        bail!("`twotower {command}` failed ({status})");
+    match status.code() {
+        Some(0) => Ok(()),
+        // twotower (or cargo) already printed why; pass its exit code on.
+        Some(code) => std::process::exit(code),
+        None => bail!("`twotower {command}` was terminated by a signal ({status})"),
     }
-    Ok(())
 }
 
 /// Removes `flag` from `args`, returning whether it was there.

@@ -53,7 +53,7 @@ pub struct ValidTrainConfig {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
     /// The towers' configuration is invalid.
-    #[error("model: {0}")]
+    #[error(transparent)]
     Model(#[from] towers::ConfigError),
     /// `batch_size` is 0.
     #[error("batch size must be at least 1")]

@@ -43,7 +43,7 @@ pub struct TrainArgs {
     #[arg(long)]
     batch_size: Option<usize>,
     /// Adagrad learning rate.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     /// Dense layer sizes of both towers, comma-separated (e.g. 64,32).
     #[arg(long, value_delimiter = ',')]
@@ -55,7 +55,7 @@ pub struct TrainArgs {
     #[arg(long)]
     timestamps: bool,
     /// Softmax temperature.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     temperature: Option<f32>,
     /// Apply the logQ sampling-bias correction (candidate probability = share of training ratings).
     #[arg(long)]
