@@ -47,6 +47,9 @@ pub struct EpochRecord {
     pub loss_sum: f64,
     /// The last batch's loss (what Keras' `History` reports as "loss").
     pub last_batch_loss: f32,
+    /// What Keras' `verbose=1` progress bar shows at the end of the epoch:
+    /// `(Σ batch losses + last batch loss) / (batches + 1)` (the last batch is counted twice).
+    pub keras_progress_loss: f64,
     /// Factorized top-k over the epoch's training batches, each before its update (when enabled).
     pub train_batch_metrics: Option<Metrics>,
     /// Validation on the test split, on validation epochs.
@@ -201,6 +204,7 @@ impl Trainer {
                 epoch,
                 loss_sum,
                 last_batch_loss,
+                keras_progress_loss: (loss_sum + f64::from(last_batch_loss)) / (n_batches + 1) as f64,
                 train_batch_metrics: batch_metric.map(|m| Metrics(m.accuracies())),
                 validation,
                 train_seconds,
