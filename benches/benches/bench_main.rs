@@ -67,6 +67,8 @@ fn softmax(c: &mut Criterion) {
 }
 
 fn train_step(c: &mut Criterion) {
+    // As the twotower binary runs it: rayon owns the cores, OpenBLAS one thread per call.
+    tensor::matmul::set_blas_threads(1);
     let data = synthetic_data(7);
     let split = split();
     let mut trainer = deep_trainer();

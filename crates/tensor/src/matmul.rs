@@ -10,14 +10,85 @@
 //! products use `beta = 1` to accumulate). With OpenBLAS the product `dSᵀ·Q` runs markedly
 //! faster in the form `dCᵀ = Qᵀ·dS` (see `shared/docs/blas-on-this-machine.md`), so
 //! [`scores_backward`] computes that into a scratch buffer and adds its transpose.
+//!
+//! **Threads.** Large products are split into two halves (by rows, or by columns) that rayon
+//! runs concurrently, each a single-threaded GEMM. The split is fixed (it does not depend on the
+//! number of threads), so results are the same bit for bit whatever runs them. The binaries set
+//! OpenBLAS itself to one thread ([`set_blas_threads`]) so that rayon owns the cores.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 
 use crate::Buffer;
 
 /// Whether the GEMMs run on the system BLAS (`blas` feature) or on the pure-Rust matrixmultiply.
 pub const USES_BLAS: bool = cfg!(feature = "blas");
+
+/// Products with at least this many multiply-adds are split in two concurrent halves.
+const SPLIT_MIN_FLOPS: usize = 1 << 22;
+
+/// Sets OpenBLAS's own thread count (no-op without the `blas` feature). The binaries call it
+/// with 1: the halves of large products, and independent work such as the two towers, then run
+/// on rayon's threads instead of OpenBLAS's, without the two pools competing for the cores.
+pub fn set_blas_threads(n_threads: usize) {
+    #[cfg(feature = "blas")]
+    {
+        extern "C" {
+            fn openblas_set_num_threads(n: std::os::raw::c_int);
+        }
+        let n = std::os::raw::c_int::try_from(n_threads.max(1)).unwrap_or(std::os::raw::c_int::MAX);
+        // SAFETY: OpenBLAS is linked whenever the `blas` feature is on (`blas_src` below), and
+        // this function only stores the thread count it is given.
+        #[allow(unsafe_code)]
+        unsafe {
+            openblas_set_num_threads(n);
+        }
+    }
+    #[cfg(not(feature = "blas"))]
+    let _ = n_threads;
+}
+
+/// `c = alpha·a·b + beta·c`, as two concurrent halves of `a`'s rows (and `c`'s) when large.
+pub fn gemm_split_rows(
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+) {
+    let (m, k) = a.dim();
+    if m < 2 || m * k * b.ncols() < SPLIT_MIN_FLOPS {
+        general_mat_mul(alpha, &a, &b, beta, c);
+        return;
+    }
+    let (a_top, a_bottom) = a.split_at(Axis(0), m / 2);
+    let (mut c_top, mut c_bottom) = c.view_mut().split_at(Axis(0), m / 2);
+    rayon::join(
+        || general_mat_mul(alpha, &a_top, &b, beta, &mut c_top),
+        || general_mat_mul(alpha, &a_bottom, &b, beta, &mut c_bottom),
+    );
+}
+
+/// `c = alpha·a·b + beta·c`, as two concurrent halves of `b`'s columns (and `c`'s) when large.
+pub fn gemm_split_cols(
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+) {
+    let n = b.ncols();
+    if n < 2 || a.nrows() * a.ncols() * n < SPLIT_MIN_FLOPS {
+        general_mat_mul(alpha, &a, &b, beta, c);
+        return;
+    }
+    let (b_left, b_right) = b.split_at(Axis(1), n / 2);
+    let (mut c_left, mut c_right) = c.view_mut().split_at(Axis(1), n / 2);
+    rayon::join(
+        || general_mat_mul(alpha, &a, &b_left, beta, &mut c_left),
+        || general_mat_mul(alpha, &a, &b_right, beta, &mut c_right),
+    );
+}
 
 /// `S = Q·Cᵀ`, overwriting `s`.
 ///
@@ -30,7 +101,7 @@ pub const USES_BLAS: bool = cfg!(feature = "blas");
 pub fn scores(q: ArrayView2<'_, f32>, c: ArrayView2<'_, f32>, s: &mut ArrayViewMut2<'_, f32>) {
     assert_eq!(q.ncols(), c.ncols(), "scores: Q {:?} and C {:?} differ in dim", q.dim(), c.dim());
     assert_eq!(s.dim(), (q.nrows(), c.nrows()), "scores: S {:?} for Q {:?}, C {:?}", s.dim(), q.dim(), c.dim());
-    general_mat_mul(1.0, &q, &c.t(), 0.0, s);
+    gemm_split_rows(1.0, q, c.t(), 0.0, s);
 }
 
 /// `dQ += dS·C` and `dC += dSᵀ·Q` (the latter computed as `(Qᵀ·dS)ᵀ` through `scratch`).
@@ -109,7 +180,7 @@ pub fn scores_backward_row_scaled(
     assert_eq!(dq.dim(), q.dim(), "scores_backward_row_scaled: dQ {:?} vs Q {:?}", dq.dim(), q.dim());
     assert_eq!(dc.dim(), c.dim(), "scores_backward_row_scaled: dC {:?} vs C {:?}", dc.dim(), c.dim());
     scratch.ec.reshape(batch, dim);
-    general_mat_mul(1.0, &e, &c, 0.0, &mut scratch.ec.view_mut());
+    gemm_split_rows(1.0, e, c, 0.0, &mut scratch.ec.view_mut());
     for ((mut dq_row, ec_row), &r) in dq.rows_mut().into_iter().zip(scratch.ec.view().rows()).zip(row_scale) {
         dq_row.scaled_add(r, &ec_row);
     }
@@ -119,7 +190,7 @@ pub fn scores_backward_row_scaled(
         out *= r;
     }
     scratch.dct.reshape(dim, c.nrows());
-    general_mat_mul(1.0, &scratch.scaled_q.view().t(), &e, 0.0, &mut scratch.dct.view_mut());
+    gemm_split_cols(1.0, scratch.scaled_q.view().t(), e, 0.0, &mut scratch.dct.view_mut());
     *dc += &scratch.dct.view().t();
 }
 

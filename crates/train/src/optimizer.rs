@@ -55,7 +55,7 @@ impl ModelOptState {
         }
     }
 
-    /// One Adagrad step on every parameter.
+    /// One Adagrad step on every parameter (the two towers concurrently).
     pub fn step(
         &mut self,
         adagrad: &Adagrad,
@@ -64,21 +64,35 @@ impl ModelOptState {
         candidate_grads: &CandidateGrads,
     ) {
         let TwoTower { query, candidate } = model;
-        let QueryTower { user, timestamp, head, .. } = query;
-        let QueryGrads { user: d_user, timestamp: d_timestamp, head: d_head } = query_grads;
-        adagrad.step_rows(&mut user.table, d_user, &mut self.query.user);
-        if let (Some(t), Some(dt), Some(s)) = (timestamp, d_timestamp, &mut self.query.timestamp) {
-            adagrad.step_rows(&mut t.table, dt, s);
-        }
-        self.query.head.step(adagrad, head, d_head);
+        let Self { query: query_state, candidate: candidate_state } = self;
+        rayon::join(
+            || query_state.step(adagrad, query, query_grads),
+            || candidate_state.step(adagrad, candidate, candidate_grads),
+        );
+    }
+}
 
-        let CandidateTower { title, text, head, .. } = candidate;
-        let CandidateGrads { title: d_title, text: d_text, head: d_head } = candidate_grads;
-        adagrad.step_rows(&mut title.table, d_title, &mut self.candidate.title);
-        if let (Some(t), Some(dt), Some(s)) = (text, d_text, &mut self.candidate.text) {
+impl QueryState {
+    fn step(&mut self, adagrad: &Adagrad, tower: &mut QueryTower, grads: &QueryGrads) {
+        let QueryTower { user, timestamp, head, .. } = tower;
+        let QueryGrads { user: d_user, timestamp: d_timestamp, head: d_head } = grads;
+        adagrad.step_rows(&mut user.table, d_user, &mut self.user);
+        if let (Some(t), Some(dt), Some(s)) = (timestamp, d_timestamp, &mut self.timestamp) {
             adagrad.step_rows(&mut t.table, dt, s);
         }
-        self.candidate.head.step(adagrad, head, d_head);
+        self.head.step(adagrad, head, d_head);
+    }
+}
+
+impl CandidateState {
+    fn step(&mut self, adagrad: &Adagrad, tower: &mut CandidateTower, grads: &CandidateGrads) {
+        let CandidateTower { title, text, head, .. } = tower;
+        let CandidateGrads { title: d_title, text: d_text, head: d_head } = grads;
+        adagrad.step_rows(&mut title.table, d_title, &mut self.title);
+        if let (Some(t), Some(dt), Some(s)) = (text, d_text, &mut self.text) {
+            adagrad.step_rows(&mut t.table, dt, s);
+        }
+        self.head.step(adagrad, head, d_head);
     }
 }
 

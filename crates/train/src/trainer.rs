@@ -130,8 +130,12 @@ impl Trainer {
     ) -> f32 {
         let StepBuffers { columns, query_cache, candidate_cache, loss, .. } = &mut self.buffers;
         columns.fill(data, rows, title_probability);
-        let queries = self.model.query.forward(&columns.query(), query_cache);
-        let candidates = self.model.candidate.forward(&columns.candidate(), candidate_cache);
+        // The towers are independent: each runs on its own thread.
+        let model = &self.model;
+        let (queries, candidates) = rayon::join(
+            || model.query.forward(&columns.query(), query_cache),
+            || model.candidate.forward(&columns.candidate(), candidate_cache),
+        );
         if let Some((catalogue, metric)) = ranks {
             metric.update(&eval::true_rank(queries, catalogue.view(), &columns.movie_rows, None));
         }
@@ -150,8 +154,11 @@ impl Trainer {
         let (query_grads, candidate_grads) = grads;
         query_grads.zero();
         candidate_grads.zero();
-        self.model.query.backward(query_cache, loss.query_grad(), query_grads);
-        self.model.candidate.backward(candidate_cache, loss.candidate_grad(), candidate_grads);
+        let (model, loss) = (&self.model, &*loss);
+        rayon::join(
+            || model.query.backward(query_cache, loss.query_grad(), query_grads),
+            || model.candidate.backward(candidate_cache, loss.candidate_grad(), candidate_grads),
+        );
         self.opt_state.step(&self.adagrad, &mut self.model, query_grads, candidate_grads);
         value
     }

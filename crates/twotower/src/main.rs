@@ -32,6 +32,8 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // rayon owns the cores; OpenBLAS runs each (half-)product on the calling thread.
+    tensor::matmul::set_blas_threads(1);
     let result = match cli.command {
         Command::Train(args) => args.run(),
         Command::Recommend(args) => args.run(),

@@ -6,7 +6,7 @@ use movielens::split::Split;
 use movielens::Dataset;
 use train::{evaluate_split, Encoded, Experiment, FittedFeatures, SeenRows, Trainer};
 
-use crate::{small_data, small_trainer, SMALL};
+use crate::{small_config, small_data, small_trainer, SMALL};
 
 #[test]
 fn synthetic_groups_are_learned_far_above_chance() {
@@ -66,4 +66,24 @@ fn movielens_context_timestamps_reaches_tutorial_quality() {
     let chance = 100.0 / dataset.movies.len() as f64;
     eprintln!("movielens context-timestamps: test top-100 {top_100:.4} (chance {chance:.4}; TFRS 0.253)");
     assert!(top_100 > 0.2, "test top-100 {top_100}: the tutorial reaches about 0.25");
+}
+
+#[test]
+fn one_thread_and_two_threads_give_the_same_numbers() {
+    let (data, split) = small_data();
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            // Batches of 1024 make the score products large enough to be split across threads.
+            let mut config = (*small_config(9, 2)).clone();
+            config.batch_size = 1024;
+            let mut trainer = Trainer::new(config.validate().unwrap(), SMALL.vocabularies());
+            let history = trainer.fit(&data, &split, &mut ());
+            (history.iter().map(|r| r.loss_sum).collect::<Vec<_>>(), trainer.model)
+        })
+    };
+    let (losses_1, model_1) = run(1);
+    let (losses_2, model_2) = run(2);
+    assert_eq!(losses_1, losses_2);
+    assert_eq!(model_1, model_2, "the work split is fixed, so the thread count cannot change a bit");
 }
