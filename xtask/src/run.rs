@@ -16,8 +16,9 @@ pub fn twotower(command: &str, mut args: Vec<String>) -> anyhow::Result<()> {
     } else {
         prerequisites::openblas()?;
         cargo.args(["--features", "blas"]);
-        // After each GEMM, OpenBLAS's worker spins ~0.1 s unless told otherwise; it would compete
-        // with the rayon work between GEMMs (shared/docs/blas-on-this-machine.md §1).
+        // twotower runs OpenBLAS on one thread (rayon owns the cores). Should anyone raise it
+        // again, its idle workers must not spin for ~0.1 s after each call and compete with
+        // rayon (shared/docs/blas-on-this-machine.md §1).
         if std::env::var_os("OPENBLAS_THREAD_TIMEOUT").is_none() {
             cargo.env("OPENBLAS_THREAD_TIMEOUT", "4");
         }

@@ -130,9 +130,9 @@ pub fn scores_backward(
     );
     assert_eq!(dq.dim(), q.dim(), "scores_backward: dQ {:?} vs Q {:?}", dq.dim(), q.dim());
     assert_eq!(dc.dim(), c.dim(), "scores_backward: dC {:?} vs C {:?}", dc.dim(), c.dim());
-    general_mat_mul(1.0, &ds, &c, 1.0, dq);
+    gemm_split_rows(1.0, ds, c, 1.0, dq);
     scratch.reshape(c.ncols(), c.nrows());
-    general_mat_mul(1.0, &q.t(), &ds, 0.0, &mut scratch.view_mut());
+    gemm_split_cols(1.0, q.t(), ds, 0.0, &mut scratch.view_mut());
     *dc += &scratch.view().t();
 }
 
@@ -226,6 +226,19 @@ mod tests {
             let reference = naive_matmul(q.view(), c.t());
             let error = max_rel_error(&s, &reference);
             assert!(error < 1e-5 * (k as f32).sqrt(), "{m}x{k}x{n}: max rel error {error}");
+        }
+    }
+
+    #[test]
+    fn split_products_match_naive_above_the_split_size() {
+        let mut rng = ChaCha8Rng::seed_from_u64(14);
+        let (a, b) = (uniform((301, 129), 1.0, &mut rng), uniform((129, 203), 1.0, &mut rng));
+        assert!(301 * 129 * 203 >= SPLIT_MIN_FLOPS, "the test must exercise the split");
+        let reference = naive_matmul(a.view(), b.view());
+        for split in [gemm_split_rows, gemm_split_cols] {
+            let mut c = Array2::ones((301, 203));
+            split(1.0, a.view(), b.view(), 1.0, &mut c.view_mut());
+            assert!(max_rel_error(&c, &(&reference + 1.0)) < 1e-5);
         }
     }
 
