@@ -7,7 +7,7 @@
 
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
-use tensor::matmul::scores as score_block;
+use tensor::matmul::{scores as score_block, Parallelism};
 
 use crate::{CANDIDATE_BLOCK, QUERY_BLOCK};
 
@@ -67,6 +67,7 @@ impl BruteForceIndex {
                     queries.slice(s![q_start..q_end, ..]),
                     self.candidates.slice(s![c_start..c_end, ..]),
                     &mut scores,
+                    Parallelism::SplitInTwo,
                 );
                 let scores = scores.view();
                 best[q_start..q_end].par_iter_mut().enumerate().for_each(|(i, kept)| {

@@ -2,7 +2,7 @@
 
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
-use tensor::matmul::scores as score_block;
+use tensor::matmul::{scores as score_block, Parallelism};
 
 use crate::{CANDIDATE_BLOCK, QUERY_BLOCK};
 
@@ -73,7 +73,7 @@ fn count_above(
         for c_start in (0..n_rows).step_by(CANDIDATE_BLOCK) {
             let c_end = (c_start + CANDIDATE_BLOCK).min(n_rows);
             let mut scores = block.slice_mut(s![..q_end - q_start, ..c_end - c_start]);
-            score_block(q_block, catalogue.slice(s![c_start..c_end, ..]), &mut scores);
+            score_block(q_block, catalogue.slice(s![c_start..c_end, ..]), &mut scores, Parallelism::SplitInTwo);
             for (i, row) in scores.rows().into_iter().enumerate() {
                 let t = true_rows[q_start + i] as usize;
                 if (c_start..c_end).contains(&t) {
@@ -85,7 +85,7 @@ fn count_above(
             let c_end = (c_start + CANDIDATE_BLOCK).min(n_rows);
             let mut scores = block.slice_mut(s![..q_end - q_start, ..c_end - c_start]);
             if n_rows > CANDIDATE_BLOCK {
-                score_block(q_block, catalogue.slice(s![c_start..c_end, ..]), &mut scores);
+                score_block(q_block, catalogue.slice(s![c_start..c_end, ..]), &mut scores, Parallelism::SplitInTwo);
             }
             let scores = scores.view();
             let counts = ranks[q_start..q_end].par_iter_mut().zip(&mut excluded_above[q_start..q_end]);

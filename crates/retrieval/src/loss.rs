@@ -1,9 +1,8 @@
 //! `InBatchSoftmax`: the loss of `tfrs.tasks.Retrieval` and its gradients, with reusable buffers.
 
 use ndarray::{s, ArrayView2};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tensor::matmul::{scores, scores_backward_row_scaled, RowScaledScratch};
+use tensor::matmul::{scores, scores_backward_row_scaled, Parallelism, RowScaledLogits, RowScaledScratch};
 use tensor::Buffer;
 
 use crate::softmax::exp_row;
@@ -76,19 +75,34 @@ impl<'a> Batch<'a> {
 /// The loss with its gradient buffers, reused from batch to batch.
 #[derive(Debug, Clone, Default)]
 pub struct InBatchSoftmax {
-    /// Logits of one block of query rows, then `exp(S − rowmax)`, `(block, N)`: the only
-    /// O(batch · N) memory, at most `LOGIT_BLOCK_ELEMENTS` (16 MiB) for any `N ≤ 131 072`.
-    logits: Buffer,
+    /// Buffers of the two halves of the query rows, which run concurrently.
+    halves: [HalfBuffers; 2],
     /// `dQ`, `(B, d)`.
     dquery: Buffer,
-    /// `dC`, `(N, d)`.
+    /// `dC`, `(N, d)`: the halves' contributions summed in a fixed order.
     dcandidate: Buffer,
-    /// Scratch of the backward GEMMs.
-    scratch: RowScaledScratch,
     /// Per-row weighted losses, `(B)`.
     row_losses: Vec<f64>,
     /// Per-row gradient scale `w_i / (temperature · Σ_j exp(S_ij − max_i))`, `(B)`.
     row_scale: Vec<f32>,
+}
+
+/// What one half of the query rows needs.
+#[derive(Debug, Clone, Default)]
+struct HalfBuffers {
+    /// Logits of a block of this half's rows, then `exp(S − rowmax)`, `(block, N)`: with the
+    /// other half's, the only O(batch · N) memory.
+    logits: Buffer,
+    /// Scratch of the backward GEMMs.
+    scratch: RowScaledScratch,
+    /// This half's contribution to `dC`, `(N, d)`.
+    dcandidate: Buffer,
+}
+
+/// The values a half needs to read, shared by both halves.
+struct Shared<'a, 'b> {
+    batch: &'a Batch<'b>,
+    temperature: Option<f32>,
 }
 
 impl InBatchSoftmax {
@@ -132,24 +146,83 @@ impl InBatchSoftmax {
             );
         }
 
-        let inv_temperature = config.temperature.map_or(1.0, |t| 1.0 / t);
-        let weight_of = |i: usize| batch.sample_weight.map_or(1.0, |w| w[i]);
         self.row_losses.resize(n_queries, 0.0);
         self.row_scale.resize(n_queries, 0.0);
         self.dquery.reshape_zeroed(n_queries, dim);
-        self.dcandidate.reshape_zeroed(n_candidates, dim);
-        let (mut dquery, mut dcandidate) = (self.dquery.view_mut(), self.dcandidate.view_mut());
-        // Blocks of query rows: each block's logits are scored, exponentiated and consumed by the
-        // backward GEMMs while they are still in cache.
+        let shared = Shared { batch, temperature: config.temperature };
+        // Two halves of the query rows, each scored, exponentiated and pushed through the
+        // backward GEMMs on its own thread; small batches stay in one piece. The split depends
+        // only on the sizes, so the numbers do not depend on the thread count.
+        let split =
+            if n_queries >= 2 && n_queries * n_candidates >= PARALLEL_MIN_LOGITS { n_queries / 2 } else { n_queries };
+        let (losses_top, losses_bottom) = self.row_losses.split_at_mut(split);
+        let (scales_top, scales_bottom) = self.row_scale.split_at_mut(split);
+        let (dquery_top, dquery_bottom) = self.dquery.view_mut().split_at(ndarray::Axis(0), split);
+        let [top, bottom] = &mut self.halves;
+        rayon::join(
+            || top.run(&shared, 0..split, losses_top, scales_top, dquery_top),
+            || bottom.run(&shared, split..n_queries, losses_bottom, scales_bottom, dquery_bottom),
+        );
+        self.dcandidate.reshape(n_candidates, dim);
+        let mut dcandidate = self.dcandidate.view_mut();
+        dcandidate.assign(&self.halves[0].dcandidate.view());
+        if split < n_queries {
+            dcandidate += &self.halves[1].dcandidate.view();
+        }
+        // dS = diag(row_scale)·E − diag(w / temperature) on the positives; the first term went
+        // through the GEMMs, the second is added row by row.
+        let inv_temperature = config.temperature.map_or(1.0, |t| 1.0 / t);
+        let mut dquery = self.dquery.view_mut();
+        for i in 0..n_queries {
+            let positive = -batch.sample_weight.map_or(1.0, |w| w[i]) * inv_temperature;
+            dquery.row_mut(i).scaled_add(positive, &batch.candidate.row(i));
+            dcandidate.row_mut(i).scaled_add(positive, &batch.query.row(i));
+        }
+        self.row_losses.iter().sum::<f64>() as f32
+    }
+
+    /// `∂loss/∂Q` of the last [`Self::compute`], `(B, d)`.
+    pub fn query_grad(&self) -> ArrayView2<'_, f32> {
+        self.dquery.view()
+    }
+
+    /// `∂loss/∂C` of the last [`Self::compute`], `(N, d)`.
+    pub fn candidate_grad(&self) -> ArrayView2<'_, f32> {
+        self.dcandidate.view()
+    }
+}
+
+impl HalfBuffers {
+    /// Loss terms, row scales and `dQ` rows of query rows `rows`, and their `dC` contribution
+    /// in `self.dcandidate`, one block of rows at a time, on the calling thread.
+    fn run(
+        &mut self,
+        shared: &Shared<'_, '_>,
+        rows: std::ops::Range<usize>,
+        losses: &mut [f64],
+        scales: &mut [f32],
+        mut dquery: ndarray::ArrayViewMut2<'_, f32>,
+    ) {
+        let batch = shared.batch;
+        let n_candidates = batch.candidate.nrows();
+        self.dcandidate.reshape_zeroed(n_candidates, batch.query.ncols());
+        if rows.is_empty() {
+            return;
+        }
+        let inv_temperature = shared.temperature.map_or(1.0, |t| 1.0 / t);
         let block_rows = (LOGIT_BLOCK_ELEMENTS / n_candidates.max(1)).max(MIN_BLOCK_ROWS);
-        for start in (0..n_queries).step_by(block_rows) {
-            let end = (start + block_rows).min(n_queries);
+        for start in (rows.start..rows.end).step_by(block_rows) {
+            let end = (start + block_rows).min(rows.end);
+            let local = start - rows.start..end - rows.start;
             let query_block = batch.query.slice(s![start..end, ..]);
             self.logits.reshape(end - start, n_candidates);
-            scores(query_block, batch.candidate, &mut self.logits.view_mut());
-            let row_loss = |(offset, (row, (loss, scale))): (usize, (&mut [f32], (&mut f64, &mut f32)))| {
+            scores(query_block, batch.candidate, &mut self.logits.view_mut(), Parallelism::Serial);
+            let width = n_candidates.max(1);
+            let per_row = losses[local.clone()].iter_mut().zip(&mut scales[local.clone()]);
+            for (offset, (row, (loss, scale))) in self.logits.as_slice_mut().chunks_mut(width).zip(per_row).enumerate()
+            {
                 let i = start + offset;
-                if let Some(t) = config.temperature {
+                if let Some(t) = shared.temperature {
                     row.iter_mut().for_each(|v| *v /= t);
                 }
                 if let Some(p) = batch.candidate_sampling_probability {
@@ -165,46 +238,23 @@ impl InBatchSoftmax {
                 }
                 let positive_logit = row[i];
                 let exp = exp_row(row);
-                let weight = weight_of(i);
+                let weight = batch.sample_weight.map_or(1.0, |w| w[i]);
                 *loss = f64::from(weight) * (exp.logsumexp() - f64::from(positive_logit));
                 *scale = weight * inv_temperature / exp.sum;
-            };
-            let width = n_candidates.max(1);
-            let (losses, scales) = (&mut self.row_losses[start..end], &mut self.row_scale[start..end]);
-            if (end - start) * n_candidates >= PARALLEL_MIN_LOGITS {
-                let per_row = losses.par_iter_mut().zip(scales.par_iter_mut());
-                self.logits.as_slice_mut().par_chunks_mut(width).zip(per_row).enumerate().for_each(row_loss);
-            } else {
-                let per_row = losses.iter_mut().zip(scales.iter_mut());
-                self.logits.as_slice_mut().chunks_mut(width).zip(per_row).enumerate().for_each(row_loss);
             }
-            // dS = diag(row_scale)·E − diag(w / temperature) on the positives; the first term
-            // goes through the GEMMs, the second is added row by row below.
+            let logits = RowScaledLogits {
+                q: query_block,
+                c: batch.candidate,
+                e: self.logits.view(),
+                row_scale: &scales[local.clone()],
+            };
             scores_backward_row_scaled(
-                query_block,
-                batch.candidate,
-                self.logits.view(),
-                &self.row_scale[start..end],
-                &mut dquery.slice_mut(s![start..end, ..]),
-                &mut dcandidate,
+                &logits,
+                &mut dquery.slice_mut(s![local, ..]),
+                &mut self.dcandidate.view_mut(),
                 &mut self.scratch,
+                Parallelism::Serial,
             );
         }
-        for i in 0..n_queries {
-            let positive = -weight_of(i) * inv_temperature;
-            dquery.row_mut(i).scaled_add(positive, &batch.candidate.row(i));
-            dcandidate.row_mut(i).scaled_add(positive, &batch.query.row(i));
-        }
-        self.row_losses.iter().sum::<f64>() as f32
-    }
-
-    /// `∂loss/∂Q` of the last [`Self::compute`], `(B, d)`.
-    pub fn query_grad(&self) -> ArrayView2<'_, f32> {
-        self.dquery.view()
-    }
-
-    /// `∂loss/∂C` of the last [`Self::compute`], `(N, d)`.
-    pub fn candidate_grad(&self) -> ArrayView2<'_, f32> {
-        self.dcandidate.view()
     }
 }

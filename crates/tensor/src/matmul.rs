@@ -24,6 +24,15 @@ use crate::Buffer;
 /// Whether the GEMMs run on the system BLAS (`blas` feature) or on the pure-Rust matrixmultiply.
 pub const USES_BLAS: bool = cfg!(feature = "blas");
 
+/// Whether a product may split itself across threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parallelism {
+    /// One GEMM on the calling thread (for callers that already run in parallel).
+    Serial,
+    /// Two concurrent halves when the product is large (see [`gemm_split_rows`]).
+    SplitInTwo,
+}
+
 /// Products with at least this many multiply-adds are split in two concurrent halves.
 const SPLIT_MIN_FLOPS: usize = 1 << 22;
 
@@ -98,10 +107,18 @@ pub fn gemm_split_cols(
 /// # Panics
 /// On mismatched shapes.
 #[track_caller]
-pub fn scores(q: ArrayView2<'_, f32>, c: ArrayView2<'_, f32>, s: &mut ArrayViewMut2<'_, f32>) {
+pub fn scores(
+    q: ArrayView2<'_, f32>,
+    c: ArrayView2<'_, f32>,
+    s: &mut ArrayViewMut2<'_, f32>,
+    parallelism: Parallelism,
+) {
     assert_eq!(q.ncols(), c.ncols(), "scores: Q {:?} and C {:?} differ in dim", q.dim(), c.dim());
     assert_eq!(s.dim(), (q.nrows(), c.nrows()), "scores: S {:?} for Q {:?}, C {:?}", s.dim(), q.dim(), c.dim());
-    gemm_split_rows(1.0, q, c.t(), 0.0, s);
+    match parallelism {
+        Parallelism::Serial => general_mat_mul(1.0, &q, &c.t(), 0.0, s),
+        Parallelism::SplitInTwo => gemm_split_rows(1.0, q, c.t(), 0.0, s),
+    }
 }
 
 /// `dQ += dS·C` and `dC += dSᵀ·Q` (the latter computed as `(Qᵀ·dS)ᵀ` through `scratch`).
@@ -136,6 +153,20 @@ pub fn scores_backward(
     *dc += &scratch.view().t();
 }
 
+/// The inputs of [`scores_backward_row_scaled`]: the logit gradient `diag(row_scale)·E` of
+/// `S = Q·Cᵀ`, given by its parts.
+#[derive(Debug, Clone, Copy)]
+pub struct RowScaledLogits<'a> {
+    /// Queries, `(batch, dim)`.
+    pub q: ArrayView2<'a, f32>,
+    /// Candidates, `(n_candidates, dim)`.
+    pub c: ArrayView2<'a, f32>,
+    /// The unscaled gradient block, `(batch, n_candidates)`.
+    pub e: ArrayView2<'a, f32>,
+    /// One scale per row, `(batch)`.
+    pub row_scale: &'a [f32],
+}
+
 /// Scratch buffers of [`scores_backward_row_scaled`].
 #[derive(Debug, Clone, Default)]
 pub struct RowScaledScratch {
@@ -159,14 +190,13 @@ pub struct RowScaledScratch {
 /// On mismatched shapes.
 #[track_caller]
 pub fn scores_backward_row_scaled(
-    q: ArrayView2<'_, f32>,
-    c: ArrayView2<'_, f32>,
-    e: ArrayView2<'_, f32>,
-    row_scale: &[f32],
+    logits: &RowScaledLogits<'_>,
     dq: &mut ArrayViewMut2<'_, f32>,
     dc: &mut ArrayViewMut2<'_, f32>,
     scratch: &mut RowScaledScratch,
+    parallelism: Parallelism,
 ) {
+    let RowScaledLogits { q, c, e, row_scale } = *logits;
     let (batch, dim) = q.dim();
     assert_eq!(
         e.dim(),
@@ -180,7 +210,10 @@ pub fn scores_backward_row_scaled(
     assert_eq!(dq.dim(), q.dim(), "scores_backward_row_scaled: dQ {:?} vs Q {:?}", dq.dim(), q.dim());
     assert_eq!(dc.dim(), c.dim(), "scores_backward_row_scaled: dC {:?} vs C {:?}", dc.dim(), c.dim());
     scratch.ec.reshape(batch, dim);
-    gemm_split_rows(1.0, e, c, 0.0, &mut scratch.ec.view_mut());
+    match parallelism {
+        Parallelism::Serial => general_mat_mul(1.0, &e, &c, 0.0, &mut scratch.ec.view_mut()),
+        Parallelism::SplitInTwo => gemm_split_rows(1.0, e, c, 0.0, &mut scratch.ec.view_mut()),
+    }
     for ((mut dq_row, ec_row), &r) in dq.rows_mut().into_iter().zip(scratch.ec.view().rows()).zip(row_scale) {
         dq_row.scaled_add(r, &ec_row);
     }
@@ -190,7 +223,12 @@ pub fn scores_backward_row_scaled(
         out *= r;
     }
     scratch.dct.reshape(dim, c.nrows());
-    gemm_split_cols(1.0, scratch.scaled_q.view().t(), e, 0.0, &mut scratch.dct.view_mut());
+    match parallelism {
+        Parallelism::Serial => general_mat_mul(1.0, &scratch.scaled_q.view().t(), &e, 0.0, &mut scratch.dct.view_mut()),
+        Parallelism::SplitInTwo => {
+            gemm_split_cols(1.0, scratch.scaled_q.view().t(), e, 0.0, &mut scratch.dct.view_mut())
+        }
+    }
     *dc += &scratch.dct.view().t();
 }
 
@@ -222,7 +260,7 @@ mod tests {
             let q = uniform((m, k), 1.0, &mut rng);
             let c = uniform((n, k), 1.0, &mut rng);
             let mut s = Array2::from_elem((m, n), f32::NAN);
-            scores(q.view(), c.view(), &mut s.view_mut());
+            scores(q.view(), c.view(), &mut s.view_mut(), Parallelism::SplitInTwo);
             let reference = naive_matmul(q.view(), c.t());
             let error = max_rel_error(&s, &reference);
             assert!(error < 1e-5 * (k as f32).sqrt(), "{m}x{k}x{n}: max rel error {error}");
@@ -233,7 +271,7 @@ mod tests {
     fn split_products_match_naive_above_the_split_size() {
         let mut rng = ChaCha8Rng::seed_from_u64(14);
         let (a, b) = (uniform((301, 129), 1.0, &mut rng), uniform((129, 203), 1.0, &mut rng));
-        assert!(301 * 129 * 203 >= SPLIT_MIN_FLOPS, "the test must exercise the split");
+        const { assert!(301 * 129 * 203 >= SPLIT_MIN_FLOPS, "the test must exercise the split") };
         let reference = naive_matmul(a.view(), b.view());
         for split in [gemm_split_rows, gemm_split_cols] {
             let mut c = Array2::ones((301, 203));
@@ -266,14 +304,13 @@ mod tests {
         let (mut dq, mut dc) = (Array2::ones((3, 4)), Array2::ones((5, 4)));
         let (mut dq_ref, mut dc_ref) = (Array2::ones((3, 4)), Array2::ones((5, 4)));
         let mut scratch = RowScaledScratch::default();
+        let logits = RowScaledLogits { q: q.view(), c: c.view(), e: e.view(), row_scale: &scale };
         scores_backward_row_scaled(
-            q.view(),
-            c.view(),
-            e.view(),
-            &scale,
+            &logits,
             &mut dq.view_mut(),
             &mut dc.view_mut(),
             &mut scratch,
+            Parallelism::SplitInTwo,
         );
         scores_backward(
             q.view(),
@@ -294,7 +331,7 @@ mod tests {
         let r = projection((3, 5), &mut rng);
         let loss = |q: ArrayView2<'_, f32>, c: ArrayView2<'_, f32>| {
             let mut s = Array2::zeros((3, 5));
-            scores(q, c, &mut s.view_mut());
+            scores(q, c, &mut s.view_mut(), Parallelism::Serial);
             s.iter().zip(&r).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum::<f64>()
         };
         let mut dq = Array2::zeros((3, 4));
