@@ -12,13 +12,13 @@
 //!
 //! ```
 //! use std::path::Path;
-//! let ratings = movielens::parse_ratings(b"196\t242\t3\t881250949\n", Path::new("u.data")).unwrap();
-//! assert_eq!(ratings[0].movie_id, 242);
+//! let ratings = movielens::parse_ratings(b"7\t42\t3\t800000000\n", Path::new("u.data")).unwrap();
+//! assert_eq!(ratings[0].movie_id, 42);
 //! let movies = movielens::parse_movies(
-//!     b"1|Mis\xe9rables, Les (1995)|01-Jan-1995||http://x|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0\n",
+//!     b"1|Premi\xe8re Nuit (1995)|01-Jan-1995||http://x|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0\n",
 //!     Path::new("u.item"),
 //! ).unwrap();
-//! assert_eq!(movies[0].title, "Misérables, Les (1995)");
+//! assert_eq!(movies[0].title, "Première Nuit (1995)");
 //! ```
 #![warn(missing_docs)]
 
