@@ -11,13 +11,12 @@ use crate::softmax::exp_row;
 pub const MIN_FLOAT: f32 = f32::MIN / 100.0;
 /// Lower clip of candidate sampling probabilities before the log (TFRS).
 const MIN_PROBABILITY: f32 = 1e-6;
-/// Below this many logits the softmax runs on the calling thread only.
+/// Below this many logits the batch is not split into two concurrent halves.
 const PARALLEL_MIN_LOGITS: usize = 1 << 16;
-/// Logits per block of query rows (16 MiB of f32). A whole 2048 × 2048 batch is one block:
-/// smaller blocks (256 or 512 rows, cache-resident) measured slower here, as OpenBLAS loses
-/// more to the smaller GEMMs than the cache saves (`cargo bench -- train_step`: 15.8 ms at
-/// 256 rows, 13.3 ms at 512, 13.0 ms unblocked). Blocks only bound memory for very wide
-/// catalogues.
+/// Logits per block of a half's query rows (16 MiB of f32): each half of a 2048 × 2048 batch
+/// is one block. Smaller, cache-resident blocks measured slower (`cargo bench -- train_step`,
+/// before the split into halves: 15.8 ms at 256 rows, 13.3 ms at 512, 13.0 ms unblocked), as
+/// the GEMMs lose more than the cache saves. Blocks only bound memory for very wide catalogues.
 const LOGIT_BLOCK_ELEMENTS: usize = 1 << 22;
 /// The smallest block of query rows, so that very wide catalogues still get useful GEMMs.
 const MIN_BLOCK_ROWS: usize = 32;
