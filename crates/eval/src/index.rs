@@ -1,14 +1,18 @@
 //! `BruteForceIndex`: exact top-k by dot product over a catalogue, like `tfrs.layers.factorized_top_k.BruteForce`.
 //!
-//! Results are sorted by score descending; equal scores put the lower catalogue row first
-//! (TF's `top_k`). Excluded ids are skipped outright. TFRS's `query_with_exclusions` instead
-//! retrieves `k + E` candidates and penalises excluded ones by 1e5, which gives the same list
-//! whenever no remaining score is 1e5 below an excluded one; skipping is exact in every case.
+//! Results are sorted by [exact score](crate::exact_score) descending; equal scores put the lower
+//! catalogue row first (TF's `top_k`); NaN scores come last. GEMM scores only skip candidates
+//! that certainly cannot enter the list (see `exact.rs`), so the list is the same on every CPU
+//! and BLAS kernel, and identical rows always tie. Excluded ids are skipped outright. TFRS's
+//! `query_with_exclusions` instead retrieves `k + E` candidates and penalises excluded ones by
+//! 1e5, which gives the same list whenever no remaining score is 1e5 below an excluded one;
+//! skipping is exact in every case.
 
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
-use tensor::matmul::{scores as score_block, Parallelism};
 
+use crate::exact::{exact_score, row_norms, Band};
+use crate::kernel::{Gemm, ScoreKernel};
 use crate::{CANDIDATE_BLOCK, QUERY_BLOCK};
 
 /// A catalogue of candidate embeddings with one id per row.
@@ -18,6 +22,8 @@ pub struct BruteForceIndex {
     candidates: Array2<f32>,
     /// `(n_rows)`.
     ids: Vec<u32>,
+    /// `(n_rows)`: each row's Euclidean norm, for the GEMM error band.
+    norms: Vec<f64>,
 }
 
 /// The top-k of one query.
@@ -25,7 +31,7 @@ pub struct BruteForceIndex {
 pub struct Neighbours {
     /// Candidate ids, best first.
     pub ids: Vec<u32>,
-    /// Their scores.
+    /// Their exact scores, rounded to f32.
     pub scores: Vec<f32>,
     /// Their catalogue rows.
     pub rows: Vec<u32>,
@@ -38,7 +44,8 @@ impl BruteForceIndex {
     /// If the number of ids differs from the number of rows.
     pub fn new(candidates: Array2<f32>, ids: Vec<u32>) -> Self {
         assert_eq!(candidates.nrows(), ids.len(), "BruteForceIndex: {} ids for {} rows", ids.len(), candidates.nrows());
-        Self { candidates, ids }
+        let norms = row_norms(candidates.view());
+        Self { candidates, ids, norms }
     }
 
     /// The catalogue embeddings.
@@ -46,42 +53,76 @@ impl BruteForceIndex {
         self.candidates.view()
     }
 
+    /// Number of catalogue rows.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the catalogue is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
     /// The `k` best candidates of each query, skipping the ids in `exclusions[i]` (if given).
+    /// `k` larger than the catalogue returns every row that is not excluded.
     ///
     /// # Shapes
     /// `queries: (n_queries, d)`; `exclusions: (n_queries, ragged)`.
     pub fn top_k(&self, queries: ArrayView2<'_, f32>, k: usize, exclusions: Option<&[Vec<u32>]>) -> Vec<Neighbours> {
+        self.top_k_with(&Gemm, queries, k, exclusions)
+    }
+
+    /// [`Self::top_k`] with block scores from `kernel`.
+    pub fn top_k_with(
+        &self,
+        kernel: &dyn ScoreKernel,
+        queries: ArrayView2<'_, f32>,
+        k: usize,
+        exclusions: Option<&[Vec<u32>]>,
+    ) -> Vec<Neighbours> {
         let n_queries = queries.nrows();
-        let n_rows = self.candidates.nrows();
+        let (n_rows, dim) = self.candidates.dim();
         if let Some(ex) = exclusions {
             assert_eq!(ex.len(), n_queries, "top_k: {} exclusion lists for {n_queries} queries", ex.len());
         }
-        let mut best: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(k + 1); n_queries];
-        let mut block = Array2::<f32>::zeros((QUERY_BLOCK.min(n_queries.max(1)), CANDIDATE_BLOCK.min(n_rows.max(1))));
+        let k = k.min(n_rows);
+        let query_norms = row_norms(queries);
+        // Per query, the kept `(exact score, row)` pairs, best first.
+        let mut best: Vec<Vec<(f64, u32)>> = vec![Vec::with_capacity(k + 1); n_queries];
+        if k == 0 {
+            return best.into_iter().map(|_| Neighbours::default()).collect();
+        }
+        let mut block = Array2::<f32>::zeros((QUERY_BLOCK.min(n_queries.max(1)), CANDIDATE_BLOCK.min(n_rows)));
         for q_start in (0..n_queries).step_by(QUERY_BLOCK) {
             let q_end = (q_start + QUERY_BLOCK).min(n_queries);
             for c_start in (0..n_rows).step_by(CANDIDATE_BLOCK) {
                 let c_end = (c_start + CANDIDATE_BLOCK).min(n_rows);
+                let max_norm = self.norms[c_start..c_end].iter().copied().fold(0.0, f64::max);
                 let mut scores = block.slice_mut(s![..q_end - q_start, ..c_end - c_start]);
-                score_block(
+                kernel.scores(
                     queries.slice(s![q_start..q_end, ..]),
                     self.candidates.slice(s![c_start..c_end, ..]),
                     &mut scores,
-                    Parallelism::SplitInTwo,
                 );
                 let scores = scores.view();
                 best[q_start..q_end].par_iter_mut().enumerate().for_each(|(i, kept)| {
+                    let query = queries.row(q_start + i);
+                    let band = Band::new(dim, query_norms[q_start + i], max_norm);
                     let excluded = exclusions.map_or(&[][..], |ex| &ex[q_start + i][..]);
                     for (j, &score) in scores.row(i).iter().enumerate() {
                         let row = (c_start + j) as u32;
-                        if kept.len() == k && !better((score, row), kept[k - 1]) {
+                        if kept.len() == k && !band.may_reach(score, kept[k - 1].0) {
                             continue;
                         }
                         if excluded.contains(&self.ids[row as usize]) {
                             continue;
                         }
-                        let at = kept.partition_point(|&other| better(other, (score, row)));
-                        kept.insert(at, (score, row));
+                        let candidate = (exact_score(query, self.candidates.row(row as usize)), row);
+                        if kept.len() == k && !better(candidate, kept[k - 1]) {
+                            continue;
+                        }
+                        let at = kept.partition_point(|&other| better(other, candidate));
+                        kept.insert(at, candidate);
                         kept.truncate(k);
                     }
                 });
@@ -90,7 +131,7 @@ impl BruteForceIndex {
         best.into_iter()
             .map(|kept| Neighbours {
                 ids: kept.iter().map(|&(_, row)| self.ids[row as usize]).collect(),
-                scores: kept.iter().map(|&(score, _)| score).collect(),
+                scores: kept.iter().map(|&(score, _)| score as f32).collect(),
                 rows: kept.iter().map(|&(_, row)| row).collect(),
             })
             .collect()
@@ -98,11 +139,15 @@ impl BruteForceIndex {
 }
 
 /// Higher score first; equal scores, lower row first. NaN ranks last.
-fn better(a: (f32, u32), b: (f32, u32)) -> bool {
+fn better(a: (f64, u32), b: (f64, u32)) -> bool {
     match a.0.partial_cmp(&b.0) {
         Some(std::cmp::Ordering::Greater) => true,
         Some(std::cmp::Ordering::Equal) => a.1 < b.1,
         Some(std::cmp::Ordering::Less) => false,
-        None => !a.0.is_nan() && b.0.is_nan(),
+        None => match (a.0.is_nan(), b.0.is_nan()) {
+            (false, true) => true,
+            (true, true) => a.1 < b.1,
+            _ => false,
+        },
     }
 }

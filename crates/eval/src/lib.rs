@@ -4,9 +4,11 @@
 //!   scored in blocks so that memory does not grow with the catalogue.
 //! * [`true_rank`] + [`FactorizedTopK`]: `tfrs.metrics.FactorizedTopK`. A query is a hit at `k`
 //!   when fewer than `k` catalogue rows score **strictly** higher than its true candidate (ties
-//!   count as hits, as TF's `in_top_k`). The true candidate's score is read from the same GEMM
-//!   as the catalogue's, so its own row (and a duplicate row with the same embedding) never
-//!   outranks it.
+//!   count as hits, as TF's `in_top_k`); a NaN true score is a miss.
+//! * [`exact_score`]: what "score" means in every ranking here. GEMM scores only filter, with
+//!   a proven error band, so ranks and top-k lists are the same on every CPU and BLAS kernel,
+//!   and a duplicate of the true row ties with it exactly ([`ScoreKernel`] lets tests swap in a
+//!   perturbed kernel to check that).
 //! * [`popularity_scores`]: the baseline that ranks every candidate by its training count.
 //!
 //! Everything here sees arrays and row indices only: no model, no MovieLens.
@@ -24,12 +26,16 @@
 //! ```
 #![warn(missing_docs)]
 
+mod exact;
 mod index;
+mod kernel;
 mod metric;
 mod popularity;
 
+pub use exact::exact_score;
 pub use index::{BruteForceIndex, Neighbours};
-pub use metric::{true_rank, true_rank_unfiltered_and_filtered, FactorizedTopK, TFRS_KS};
+pub use kernel::{Gemm, ScoreKernel};
+pub use metric::{true_rank, true_rank_unfiltered_and_filtered, true_rank_with, FactorizedTopK, MISS, TFRS_KS};
 pub use popularity::popularity_scores;
 
 /// Query rows scored per block (a block of scores is `QUERY_BLOCK × CANDIDATE_BLOCK` floats).

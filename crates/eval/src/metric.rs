@@ -1,19 +1,28 @@
 //! Factorized top-k accuracy: ranks of true candidates, and the running accuracy at each k.
+//!
+//! A rank counts the catalogue rows whose [exact score](crate::exact_score) is strictly above
+//! the true row's. GEMM scores only decide rows that are certainly above or below (see
+//! `exact.rs`), so ranks are the same on every CPU and BLAS kernel: a duplicate of the true row
+//! ties with it exactly and never outranks it.
 
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
-use tensor::matmul::{scores as score_block, Parallelism};
 
+use crate::exact::{exact_score, row_norms, Band};
+use crate::kernel::{Gemm, ScoreKernel};
 use crate::{CANDIDATE_BLOCK, QUERY_BLOCK};
 
 /// The `ks` of the TFRS tutorials.
 pub const TFRS_KS: [usize; 5] = [1, 5, 10, 50, 100];
 
-/// For each query `i`, the number of catalogue rows `j` (not excluded for that query) with
-/// `q_i·c_j > q_i·c_{true_rows[i]}`: the query is a hit at every `k` greater than this.
+/// The rank of a query whose true score is NaN: a miss at every `k`.
+pub const MISS: u32 = u32::MAX;
+
+/// For each query `i`, the number of catalogue rows `j` (not excluded for that query) whose
+/// exact score `q_i·c_j` is strictly above `q_i·c_{true_rows[i]}`: the query is a hit at every
+/// `k` greater than this. A NaN true score gives [`MISS`]; a NaN row never counts as above.
 ///
-/// Scores are computed in `(512 × 4096)` blocks with the same GEMM as the catalogue, so memory
-/// is bounded whatever the catalogue size.
+/// Scores are computed in `(512 × 4096)` blocks, so memory is bounded whatever the catalogue size.
 ///
 /// # Shapes
 /// `queries: (n_queries, d)`, `catalogue: (n_rows, d)`, `true_rows: (n_queries)`,
@@ -27,11 +36,19 @@ pub fn true_rank(
     true_rows: &[u32],
     exclusions: Option<&[Vec<u32>]>,
 ) -> Vec<u32> {
-    let (mut ranks, excluded_above) = count_above(queries, catalogue, true_rows, exclusions);
-    for (rank, excluded) in ranks.iter_mut().zip(excluded_above) {
-        *rank -= excluded;
-    }
-    ranks
+    true_rank_with(&Gemm, queries, catalogue, true_rows, exclusions)
+}
+
+/// [`true_rank`] with block scores from `kernel`.
+pub fn true_rank_with(
+    kernel: &dyn ScoreKernel,
+    queries: ArrayView2<'_, f32>,
+    catalogue: ArrayView2<'_, f32>,
+    true_rows: &[u32],
+    exclusions: Option<&[Vec<u32>]>,
+) -> Vec<u32> {
+    let counts = count_above(kernel, queries, catalogue, true_rows, exclusions);
+    counts.iter().map(|c| c.filtered()).collect()
 }
 
 /// [`true_rank`] without and with `exclusions`, from one pass over the catalogue:
@@ -42,65 +59,102 @@ pub fn true_rank_unfiltered_and_filtered(
     true_rows: &[u32],
     exclusions: &[Vec<u32>],
 ) -> (Vec<u32>, Vec<u32>) {
-    let (ranks, excluded_above) = count_above(queries, catalogue, true_rows, Some(exclusions));
-    let filtered = ranks.iter().zip(&excluded_above).map(|(r, e)| r - e).collect();
-    (ranks, filtered)
+    let counts = count_above(&Gemm, queries, catalogue, true_rows, Some(exclusions));
+    (counts.iter().map(|c| c.all()).collect(), counts.iter().map(|c| c.filtered()).collect())
 }
 
-/// Per query: rows scoring above the true row, and how many of those are excluded.
+/// One query's counts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Above {
+    /// Rows exactly above the truth.
+    rows: u32,
+    /// Of those, rows excluded for this query.
+    excluded: u32,
+    /// The true score is NaN.
+    miss: bool,
+}
+
+impl Above {
+    fn all(self) -> u32 {
+        if self.miss {
+            MISS
+        } else {
+            self.rows
+        }
+    }
+
+    fn filtered(self) -> u32 {
+        if self.miss {
+            MISS
+        } else {
+            self.rows - self.excluded
+        }
+    }
+}
+
+/// Per query: rows exactly above the true row, and how many of those are excluded.
 fn count_above(
+    kernel: &dyn ScoreKernel,
     queries: ArrayView2<'_, f32>,
     catalogue: ArrayView2<'_, f32>,
     true_rows: &[u32],
     exclusions: Option<&[Vec<u32>]>,
-) -> (Vec<u32>, Vec<u32>) {
+) -> Vec<Above> {
     let n_queries = queries.nrows();
     assert_eq!(true_rows.len(), n_queries, "true_rank: {} true rows for {n_queries} queries", true_rows.len());
     if let Some(ex) = exclusions {
         assert_eq!(ex.len(), n_queries, "true_rank: {} exclusion lists for {n_queries} queries", ex.len());
     }
-    let n_rows = catalogue.nrows();
+    let (n_rows, dim) = catalogue.dim();
     assert!(true_rows.iter().all(|&r| (r as usize) < n_rows), "true_rank: true row outside catalogue of {n_rows}");
-    let mut ranks = vec![0u32; n_queries];
-    let mut excluded_above = vec![0u32; n_queries];
-    let mut positives = vec![0f32; n_queries];
+    // The exact true score, its query's norm, and each catalogue block's largest norm.
+    let positives: Vec<f64> = (0..n_queries)
+        .into_par_iter()
+        .map(|i| exact_score(queries.row(i), catalogue.row(true_rows[i] as usize)))
+        .collect();
+    let query_norms = row_norms(queries);
+    let catalogue_norms = row_norms(catalogue);
+    let mut counts: Vec<Above> = positives.iter().map(|p| Above { miss: p.is_nan(), ..Above::default() }).collect();
     let mut block = Array2::<f32>::zeros((QUERY_BLOCK.min(n_queries.max(1)), CANDIDATE_BLOCK.min(n_rows.max(1))));
     for q_start in (0..n_queries).step_by(QUERY_BLOCK) {
         let q_end = (q_start + QUERY_BLOCK).min(n_queries);
         let q_block = queries.slice(s![q_start..q_end, ..]);
-        // The positive score, from the same GEMM routine: the true row scored alone in a block
-        // would round the same way, but reading it from the catalogue pass is exact by construction.
         for c_start in (0..n_rows).step_by(CANDIDATE_BLOCK) {
             let c_end = (c_start + CANDIDATE_BLOCK).min(n_rows);
+            let c_block = catalogue.slice(s![c_start..c_end, ..]);
+            let max_norm = catalogue_norms[c_start..c_end].iter().copied().fold(0.0, f64::max);
             let mut scores = block.slice_mut(s![..q_end - q_start, ..c_end - c_start]);
-            score_block(q_block, catalogue.slice(s![c_start..c_end, ..]), &mut scores, Parallelism::SplitInTwo);
-            for (i, row) in scores.rows().into_iter().enumerate() {
-                let t = true_rows[q_start + i] as usize;
-                if (c_start..c_end).contains(&t) {
-                    positives[q_start + i] = row[t - c_start];
-                }
-            }
-        }
-        for c_start in (0..n_rows).step_by(CANDIDATE_BLOCK) {
-            let c_end = (c_start + CANDIDATE_BLOCK).min(n_rows);
-            let mut scores = block.slice_mut(s![..q_end - q_start, ..c_end - c_start]);
-            if n_rows > CANDIDATE_BLOCK {
-                score_block(q_block, catalogue.slice(s![c_start..c_end, ..]), &mut scores, Parallelism::SplitInTwo);
-            }
+            kernel.scores(q_block, c_block, &mut scores);
             let scores = scores.view();
-            let counts = ranks[q_start..q_end].par_iter_mut().zip(&mut excluded_above[q_start..q_end]);
-            counts.zip(&positives[q_start..q_end]).enumerate().for_each(|(i, ((rank, excluded_rank), &pos))| {
+            counts[q_start..q_end].par_iter_mut().enumerate().for_each(|(i, count)| {
+                let query = q_start + i;
+                if count.miss {
+                    return;
+                }
+                let pos = positives[query];
+                let (lo, hi) = Band::new(dim, query_norms[query], max_norm).around(pos);
                 let row = scores.row(i);
                 let row = row.as_slice().expect("score blocks are row-contiguous");
-                *rank += row.iter().map(|&v| u32::from(v > pos)).sum::<u32>();
+                // Certainly above, and at least possibly above; rescore the difference exactly.
+                let certain = row.iter().map(|&v| u32::from(v > hi)).sum::<u32>();
+                let possible = row.iter().map(|&v| u32::from(v >= lo)).sum::<u32>();
+                let is_above = |j: usize| {
+                    let v = row[j];
+                    v > hi || (v >= lo && exact_score(queries.row(query), c_block.row(j)) > pos)
+                };
+                count.rows += certain;
+                if possible > certain {
+                    count.rows +=
+                        (0..row.len()).filter(|&j| row[j] >= lo && row[j] <= hi && is_above(j)).count() as u32;
+                }
                 if let Some(ex) = exclusions {
-                    let excluded = ex[q_start + i].iter().filter(|&&r| (c_start..c_end).contains(&(r as usize)));
-                    *excluded_rank += excluded.filter(|&&r| row[r as usize - c_start] > pos).count() as u32;
+                    let excluded = ex[query].iter().map(|&r| r as usize).filter(|r| (c_start..c_end).contains(r));
+                    count.excluded += excluded.filter(|&r| is_above(r - c_start)).count() as u32;
                 }
             });
         }
     }
-    (ranks, excluded_above)
+    counts
 }
 
 /// Running hit counts at each `k` over every query seen since the last reset: the
@@ -118,11 +172,11 @@ impl FactorizedTopK {
         Self { ks: ks.to_vec(), hits: vec![0; ks.len()], n_queries: 0 }
     }
 
-    /// Adds queries given their [`true_rank`]s.
+    /// Adds queries given their [`true_rank`]s ([`MISS`] is a miss at every k).
     pub fn update(&mut self, ranks: &[u32]) {
         for &rank in ranks {
             for (hits, &k) in self.hits.iter_mut().zip(&self.ks) {
-                *hits += u64::from((rank as usize) < k);
+                *hits += u64::from(rank != MISS && (rank as usize) < k);
             }
         }
         self.n_queries += ranks.len() as u64;

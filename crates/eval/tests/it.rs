@@ -1,8 +1,12 @@
 //! The index against a full sort, the metric against TFRS (`tests/golden/factorized_topk.json`)
-//! and against a naive count, and the popularity baseline.
+//! and against a naive count, both against a kernel that rounds differently, and the popularity
+//! baseline. References score with naive f64 loops, never with a GEMM.
 
-use eval::{popularity_scores, true_rank, true_rank_unfiltered_and_filtered, BruteForceIndex, FactorizedTopK};
-use ndarray::{Array2, Axis};
+use eval::{
+    popularity_scores, true_rank, true_rank_unfiltered_and_filtered, true_rank_with, BruteForceIndex, FactorizedTopK,
+    Gemm, ScoreKernel, MISS,
+};
+use ndarray::{array, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
@@ -12,7 +16,14 @@ fn random(shape: (usize, usize), rng: &mut impl Rng) -> Array2<f32> {
     Array2::from_shape_fn(shape, |_| rng.random_range(-1.0f32..1.0))
 }
 
-/// Full sort of every row, score descending then row ascending, skipping excluded ids.
+/// The naive reference score: f64 products summed in index order (no GEMM anywhere).
+fn naive_scores(queries: &Array2<f32>, candidates: &Array2<f32>) -> Array2<f64> {
+    Array2::from_shape_fn((queries.nrows(), candidates.nrows()), |(i, j)| {
+        queries.row(i).iter().zip(candidates.row(j)).fold(0.0, |s, (&a, &b)| s + f64::from(a) * f64::from(b))
+    })
+}
+
+/// Full sort of every row, naive score descending then row ascending, skipping excluded ids.
 fn full_sort(
     queries: &Array2<f32>,
     candidates: &Array2<f32>,
@@ -20,7 +31,7 @@ fn full_sort(
     k: usize,
     exclusions: &[Vec<u32>],
 ) -> Vec<Vec<u32>> {
-    let scores = queries.dot(&candidates.t());
+    let scores = naive_scores(queries, candidates);
     scores
         .axis_iter(Axis(0))
         .enumerate()
@@ -32,20 +43,61 @@ fn full_sort(
         .collect()
 }
 
+/// A kernel that computes the GEMM and then moves every score by up to `ulps` units in the last
+/// place, differently per position: what another CPU's BLAS kernel may legitimately return.
+struct PerturbedGemm {
+    ulps: u32,
+    seed: u64,
+}
+
+impl ScoreKernel for PerturbedGemm {
+    fn scores(&self, queries: ArrayView2<'_, f32>, candidates: ArrayView2<'_, f32>, out: &mut ArrayViewMut2<'_, f32>) {
+        Gemm.scores(queries, candidates, out);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ (queries.nrows() * 31 + candidates.nrows()) as u64);
+        out.mapv_inplace(|v| {
+            let steps = rng.random_range(0..=2 * self.ulps) as i32 - self.ulps as i32;
+            let mut v = v;
+            for _ in 0..steps.unsigned_abs() {
+                v = if (steps > 0) == (v >= 0.0) { f32::from_bits(v.to_bits() + 1) } else { shrink(v) };
+            }
+            v
+        });
+    }
+}
+
+/// One ulp toward zero (zero stays zero).
+fn shrink(v: f32) -> f32 {
+    if v == 0.0 {
+        v
+    } else {
+        f32::from_bits(v.to_bits() - 1)
+    }
+}
+
+/// Candidates with every 7th row a copy of the previous one (exact ties), and 4 ids excluded per query.
+fn tied_catalogue(
+    n_queries: usize,
+    n_rows: usize,
+    dim: usize,
+    rng: &mut impl Rng,
+) -> (Array2<f32>, Array2<f32>, Vec<u32>, Vec<Vec<u32>>) {
+    let queries = random((n_queries, dim), rng);
+    let mut candidates = random((n_rows, dim), rng);
+    for j in (1..n_rows).step_by(7) {
+        let previous = candidates.row(j - 1).to_owned();
+        candidates.row_mut(j).assign(&previous);
+    }
+    let ids: Vec<u32> = (0..n_rows as u32).map(|j| 1000 + j).collect();
+    let exclusions: Vec<Vec<u32>> =
+        (0..n_queries).map(|i| (0..3).map(|e| 1000 + ((i * 13 + e * 5) % n_rows) as u32).collect()).collect();
+    (queries, candidates, ids, exclusions)
+}
+
 #[test]
 fn top_k_matches_a_full_sort_with_ties_and_exclusions() {
     let mut rng = ChaCha8Rng::seed_from_u64(31);
-    for (n_queries, n_rows, dim, k) in [(7, 50, 3, 5), (600, 5000, 8, 10), (3, 4, 2, 10)] {
-        let queries = random((n_queries, dim), &mut rng);
-        let mut candidates = random((n_rows, dim), &mut rng);
-        // Duplicate rows create exact ties.
-        for j in (1..n_rows).step_by(7) {
-            let previous = candidates.row(j - 1).to_owned();
-            candidates.row_mut(j).assign(&previous);
-        }
-        let ids: Vec<u32> = (0..n_rows as u32).map(|j| 1000 + j).collect();
-        let exclusions: Vec<Vec<u32>> =
-            (0..n_queries).map(|i| (0..3).map(|e| 1000 + ((i * 13 + e * 5) % n_rows) as u32).collect()).collect();
+    for (n_queries, n_rows, dim, k) in [(7, 50, 3, 5), (600, 5000, 8, 10), (3, 4, 2, 10), (40, 9000, 32, 100)] {
+        let (queries, candidates, ids, exclusions) = tied_catalogue(n_queries, n_rows, dim, &mut rng);
         let index = BruteForceIndex::new(candidates.clone(), ids.clone());
         let ours = index.top_k(queries.view(), k, Some(&exclusions));
         let reference = full_sort(&queries, &candidates, &ids, k, &exclusions);
@@ -60,6 +112,48 @@ fn top_k_matches_a_full_sort_with_ties_and_exclusions() {
             full_sort(&queries, &candidates, &ids, k, &no_exclusions)
         );
     }
+}
+
+#[test]
+fn top_k_and_ranks_do_not_depend_on_the_last_bits_of_the_kernel() {
+    let mut rng = ChaCha8Rng::seed_from_u64(34);
+    let (queries, candidates, ids, exclusions) = tied_catalogue(300, 6000, 32, &mut rng);
+    let true_rows: Vec<u32> = (0..300).map(|i| ((i * 7) % 6000) as u32).collect();
+    let index = BruteForceIndex::new(candidates.clone(), ids);
+    let gemm = index.top_k(queries.view(), 20, Some(&exclusions));
+    let gemm_ranks = true_rank(queries.view(), candidates.view(), &true_rows, None);
+    for seed in 0..3 {
+        let kernel = PerturbedGemm { ulps: 4, seed };
+        assert_eq!(index.top_k_with(&kernel, queries.view(), 20, Some(&exclusions)), gemm, "kernel seed {seed}");
+        assert_eq!(true_rank_with(&kernel, queries.view(), candidates.view(), &true_rows, None), gemm_ranks);
+    }
+}
+
+#[test]
+fn k_beyond_the_catalogue_returns_every_row_and_k_zero_none() {
+    let catalogue = array![[1.0f32], [3.0], [2.0]];
+    let index = BruteForceIndex::new(catalogue, vec![10, 11, 12]);
+    let all = index.top_k(array![[1.0f32]].view(), usize::MAX, None);
+    assert_eq!(all[0].ids, [11, 12, 10]);
+    assert_eq!(all[0].scores, [3.0, 2.0, 1.0]);
+    let excluded = index.top_k(array![[1.0f32]].view(), 1 << 40, Some(&[vec![12]]));
+    assert_eq!(excluded[0].ids, [11, 10]);
+    assert!(index.top_k(array![[1.0f32]].view(), 0, None)[0].ids.is_empty());
+}
+
+#[test]
+fn nan_scores_rank_last_and_a_nan_truth_is_a_miss() {
+    let catalogue = array![[1.0f32, 0.0], [f32::NAN, 0.0], [0.5, 0.5]];
+    let index = BruteForceIndex::new(catalogue.clone(), vec![0, 1, 2]);
+    assert_eq!(index.top_k(array![[1.0f32, 1.0]].view(), 3, None)[0].ids, [0, 2, 1]);
+    let queries = array![[1.0f32, 1.0], [f32::NAN, 0.0]];
+    let ranks = true_rank(queries.view(), catalogue.view(), &[1, 0], None);
+    assert_eq!(ranks, [MISS, MISS]);
+    let mut metric = FactorizedTopK::new(&[1, 100]);
+    metric.update(&ranks);
+    assert_eq!(metric.accuracies(), [(1, 0.0), (100, 0.0)], "a NaN score is never a hit");
+    // A NaN row never outranks a finite truth.
+    assert_eq!(true_rank(queries.slice(ndarray::s![..1, ..]), catalogue.view(), &[0], None), [0]);
 }
 
 #[derive(Deserialize)]
@@ -101,7 +195,7 @@ fn ranks_match_a_naive_count_including_exclusions_and_big_catalogues() {
                 .collect()
         })
         .collect();
-    let scores = queries.dot(&candidates.t());
+    let scores = naive_scores(&queries, &candidates);
     let (unfiltered, filtered) =
         true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &exclusions);
     assert_eq!(unfiltered, true_rank(queries.view(), candidates.view(), &true_rows, None));
@@ -116,8 +210,7 @@ fn ranks_match_a_naive_count_including_exclusions_and_big_catalogues() {
                 .filter(|&j| !(use_exclusions && excluded.binary_search(&(j as u32)).is_ok()))
                 .filter(|&j| scores[[i, j]] > pos)
                 .count() as u32;
-            // Scores from two different GEMM calls may differ in the last bit near the positive.
-            assert!(ranks[i].abs_diff(expected) <= 1, "query {i}: rank {} vs naive {expected}", ranks[i]);
+            assert_eq!(ranks[i], expected, "query {i}");
         }
     }
 }
@@ -132,12 +225,10 @@ fn own_row_and_duplicate_rows_never_outrank_the_truth() {
     let ranks_7 = true_rank(queries.view(), candidates.view(), &[7; 300], None);
     let ranks_8 = true_rank(queries.view(), candidates.view(), &[8; 300], None);
     assert_eq!(ranks_7, ranks_8, "a duplicate row ties with the truth, from either side");
-    let scores = queries.dot(&candidates.t());
+    let scores = naive_scores(&queries, &candidates);
     for (i, &rank) in ranks_7.iter().enumerate() {
-        assert!((rank as usize) < 50 - 1, "query {i}");
-        let strictly_better =
-            (0..50).filter(|&j| j != 7 && j != 8 && scores[[i, j]] > scores[[i, 7]] + 1e-5).count() as u32;
-        assert!(rank >= strictly_better && rank <= strictly_better + 1);
+        let strictly_better = (0..50).filter(|&j| scores[[i, j]] > scores[[i, 7]]).count() as u32;
+        assert_eq!(rank, strictly_better, "query {i}");
     }
 }
 
