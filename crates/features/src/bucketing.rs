@@ -21,6 +21,30 @@ impl Buckets {
         Self { boundaries_f64: boundaries, boundaries: boundaries_f32 }
     }
 
+    /// Checks what deserialising cannot: both boundary lists agree, none is NaN, and they ascend.
+    ///
+    /// # Errors
+    /// A description of the first problem.
+    pub fn check(&self) -> Result<(), String> {
+        if self.boundaries.len() != self.boundaries_f64.len() {
+            return Err(format!(
+                "{} float32 boundaries for {} float64 ones",
+                self.boundaries.len(),
+                self.boundaries_f64.len()
+            ));
+        }
+        if let Some(i) = self.boundaries_f64.iter().position(|b| b.is_nan()) {
+            return Err(format!("boundary {i} is NaN"));
+        }
+        if let Some(i) = self.boundaries_f64.windows(2).position(|w| w[0] > w[1]) {
+            return Err(format!("boundaries {i} and {} descend", i + 1));
+        }
+        if let Some(i) = self.boundaries.iter().zip(&self.boundaries_f64).position(|(&b, &b64)| b != b64 as f32) {
+            return Err(format!("float32 boundary {i} is not the rounding of the float64 one"));
+        }
+        Ok(())
+    }
+
     /// The tutorials' boundaries, `np.linspace(min, max, num).tolist()`: numpy computes
     /// `min + i · step` with `step = (max − min) / (num − 1)` in float64 and sets the last value
     /// exactly to `max`.

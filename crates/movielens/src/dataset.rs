@@ -42,6 +42,12 @@ impl Dataset {
         let movies_path = dir.join("u.item");
         let ratings = parse_ratings(&read(dir, &ratings_path, "u.data")?, &ratings_path)?;
         let movies = parse_movies(&read(dir, &movies_path, "u.item")?, &movies_path)?;
+        if movies.is_empty() {
+            return Err(Error::EmptyFile { path: movies_path, expected: "one movie per line" });
+        }
+        if ratings.is_empty() {
+            return Err(Error::EmptyFile { path: ratings_path, expected: "one rating per line" });
+        }
         let dataset = Self { ratings, movies };
         dataset.check_movie_ids(&ratings_path)?;
         Ok(dataset)
@@ -63,13 +69,10 @@ impl Dataset {
     }
 
     fn check_movie_ids(&self, ratings_path: &Path) -> Result<(), Error> {
-        let max_id = self.movies.iter().map(|m| m.movie_id).max().unwrap_or(0) as usize;
-        let mut known = vec![false; max_id + 1];
-        for movie in &self.movies {
-            known[movie.movie_id as usize] = true;
-        }
+        // A set, not a table indexed by id: ids are arbitrary u32s (4294967295 is a valid one).
+        let known: std::collections::HashSet<u32> = self.movies.iter().map(|m| m.movie_id).collect();
         for (line_idx, rating) in self.ratings.iter().enumerate() {
-            if !known.get(rating.movie_id as usize).copied().unwrap_or(false) {
+            if !known.contains(&rating.movie_id) {
                 return Err(Error::Parse {
                     path: ratings_path.to_path_buf(),
                     line: line_idx + 1,

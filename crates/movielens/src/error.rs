@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: cannot read or write", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -32,6 +32,14 @@ pub enum Error {
         /// The missing file name.
         file: &'static str,
     },
+    /// A data file holds no rows.
+    #[error("{}: the file is empty; expected {expected}", path.display())]
+    EmptyFile {
+        /// The file.
+        path: PathBuf,
+        /// What it should hold.
+        expected: &'static str,
+    },
     /// The HTTP transfer failed (connection refused, cut halfway, bad status).
     #[error("downloading {url}: {message}")]
     Download {
@@ -51,7 +59,7 @@ pub enum Error {
         actual: String,
     },
     /// The archive could not be unpacked.
-    #[error("{}: not a valid ml-100k zip archive: {source}", path.display())]
+    #[error("{}: not a valid ml-100k zip archive", path.display())]
     Zip {
         /// The archive.
         path: PathBuf,
@@ -118,6 +126,11 @@ pub enum ParseIssue {
     },
     /// A split-file row that does not match any rating of `u.data`.
     RowNotInRatings,
+    /// A split-file row that repeats an earlier row beyond the number of equal ratings.
+    RowRepeated {
+        /// The 1-based line that used the (last) matching rating.
+        first_line: usize,
+    },
     /// A row index past the end of the ratings, or listed twice.
     BadRowIndex {
         /// The index found.
@@ -162,6 +175,10 @@ impl fmt::Display for ParseIssue {
                 write!(f, "field `split`: expected `train` or `test`, found {text:?}")
             }
             Self::RowNotInRatings => write!(f, "row matches no rating in u.data"),
+            Self::RowRepeated { first_line } => write!(
+                f,
+                "row repeats line {first_line}, which already used the matching rating of u.data; each rating is listed once"
+            ),
             Self::BadRowIndex { index, n_ratings } => {
                 write!(f, "row index {index}: expected each of 0..{n_ratings} exactly once")
             }

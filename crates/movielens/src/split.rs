@@ -64,6 +64,8 @@ impl Split {
         for (idx, rating) in ratings.iter().enumerate().rev() {
             unused.entry(*rating).or_default().push(idx);
         }
+        // Per rating value: the lines that used its copies, to tell a repeated row from a stray one.
+        let mut used_at: HashMap<Rating, usize> = HashMap::new();
         let mut split = Self { train: Vec::new(), test: Vec::new() };
         let mut rows = lines(&bytes);
         let header = rows.next().unwrap_or_default();
@@ -86,8 +88,14 @@ impl Split {
                 rating: u8::try_from(number(2, "rating")?).unwrap_or(u8::MAX),
                 timestamp: i64::from(number(3, "timestamp")?),
             };
-            let idx =
-                unused.get_mut(&rating).and_then(Vec::pop).ok_or_else(|| fail(line, ParseIssue::RowNotInRatings))?;
+            let idx = match unused.get_mut(&rating).and_then(Vec::pop) {
+                Some(idx) => idx,
+                None => match used_at.get(&rating) {
+                    Some(&first_line) => return Err(fail(line, ParseIssue::RowRepeated { first_line })),
+                    None => return Err(fail(line, ParseIssue::RowNotInRatings)),
+                },
+            };
+            used_at.insert(rating, line);
             match fields[4] {
                 b"train" => split.train.push(idx),
                 b"test" => split.test.push(idx),

@@ -20,6 +20,11 @@ impl ColumnLayout {
         Self { widths }
     }
 
+    /// The parts' widths, in order.
+    pub fn widths(&self) -> &[usize] {
+        &self.widths
+    }
+
     /// Total width.
     pub fn width(&self) -> usize {
         self.widths.iter().sum()

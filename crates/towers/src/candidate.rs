@@ -65,6 +65,11 @@ impl CandidateTower {
         Self { title, text, head, layout }
     }
 
+    /// The concatenated features' column blocks.
+    pub fn layout(&self) -> &ColumnLayout {
+        &self.layout
+    }
+
     /// Output (embedding) width.
     pub fn out_dim(&self) -> usize {
         self.head.out_dim(self.layout.width())

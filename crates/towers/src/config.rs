@@ -20,6 +20,9 @@ pub enum CandidateFeatures {
     TitleIdAndText,
 }
 
+/// The widest embedding or dense layer accepted (the tutorials use 32 to 128).
+pub const MAX_WIDTH: usize = 4096;
+
 /// The model's shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -64,6 +67,14 @@ pub enum ConfigError {
         /// The offending position.
         index: usize,
     },
+    /// A width above [`MAX_WIDTH`].
+    #[error("{what} {value}: at most {MAX_WIDTH} (every batch and evaluation chunk holds rows this wide; the tutorials use 32 to 128)")]
+    TooWide {
+        /// Which width (`embedding_dim` or `layer_sizes[i]`).
+        what: String,
+        /// The value given.
+        value: usize,
+    },
     /// Without a head, the two towers' feature widths must agree for the dot product.
     #[error("query width {query} != candidate width {candidate}: without layer_sizes both towers output their concatenated features, which must have equal widths (add layer_sizes, or match the feature sets)")]
     MismatchedWidths {
@@ -79,6 +90,12 @@ impl ModelConfig {
     pub fn validate(self) -> Result<ValidModelConfig, ConfigError> {
         if self.embedding_dim == 0 {
             return Err(ConfigError::ZeroEmbeddingDim);
+        }
+        if self.embedding_dim > MAX_WIDTH {
+            return Err(ConfigError::TooWide { what: "embedding_dim".to_string(), value: self.embedding_dim });
+        }
+        if let Some(index) = self.layer_sizes.iter().position(|&s| s > MAX_WIDTH) {
+            return Err(ConfigError::TooWide { what: format!("layer_sizes[{index}]"), value: self.layer_sizes[index] });
         }
         if let Some(index) = self.layer_sizes.iter().position(|&s| s == 0) {
             return Err(ConfigError::ZeroLayerSize { layer_sizes: self.layer_sizes, index });

@@ -22,12 +22,14 @@
 #![warn(missing_docs)]
 
 mod candidate;
+mod check;
 mod config;
 mod head;
 mod query;
 
 pub use candidate::{CandidateBatch, CandidateCache, CandidateGrads, CandidateTower};
-pub use config::{CandidateFeatures, ConfigError, ModelConfig, QueryFeatures, ValidModelConfig, Vocabularies};
+pub use check::{NamedShape, ShapeError};
+pub use config::{CandidateFeatures, ConfigError, ModelConfig, QueryFeatures, ValidModelConfig, Vocabularies, MAX_WIDTH};
 pub use head::{Head, HeadCache, HeadGrads};
 pub use query::{QueryBatch, QueryCache, QueryGrads, QueryTower};
 

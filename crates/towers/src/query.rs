@@ -67,6 +67,11 @@ impl QueryTower {
         Self { user, timestamp, head, layout }
     }
 
+    /// The concatenated features' column blocks.
+    pub fn layout(&self) -> &ColumnLayout {
+        &self.layout
+    }
+
     /// Output (embedding) width.
     pub fn out_dim(&self) -> usize {
         self.head.out_dim(self.layout.width())

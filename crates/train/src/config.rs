@@ -3,6 +3,11 @@
 use serde::{Deserialize, Serialize};
 use towers::{ModelConfig, ValidModelConfig};
 
+/// The largest batch accepted: the loss holds `B × B` f32 logits (1 GiB at 16384).
+pub const MAX_BATCH_SIZE: usize = 16_384;
+/// The largest number of epochs accepted (the deep tutorials run 300).
+pub const MAX_EPOCHS: usize = 1_000_000;
+
 /// How batches are drawn from the training set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Shuffle {
@@ -55,12 +60,19 @@ pub enum ConfigError {
     /// The towers' configuration is invalid.
     #[error(transparent)]
     Model(#[from] towers::ConfigError),
-    /// `batch_size` is 0.
-    #[error("batch size must be at least 1")]
-    ZeroBatchSize,
+    /// `batch_size` is below 2: an in-batch softmax over one example has no negatives, so its
+    /// loss is 0 and nothing is learned.
+    #[error("batch size {0}: the in-batch softmax needs at least 2 examples per batch (the other examples are the negatives)")]
+    BatchTooSmall(usize),
+    /// `batch_size` is above [`MAX_BATCH_SIZE`].
+    #[error("batch size {0}: at most {MAX_BATCH_SIZE} (a batch of B materialises B×B float logits: 1 GiB at {MAX_BATCH_SIZE}, and the tutorials use 2048 to 8192)")]
+    BatchTooLarge(usize),
     /// `epochs` is 0.
     #[error("epochs must be at least 1")]
     ZeroEpochs,
+    /// `epochs` is above [`MAX_EPOCHS`].
+    #[error("epochs {0}: at most {MAX_EPOCHS}")]
+    TooManyEpochs(usize),
     /// The learning rate is not a positive finite number.
     #[error("learning rate must be positive and finite, got {0}")]
     LearningRate(f32),
@@ -75,11 +87,17 @@ pub enum ConfigError {
 impl TrainConfig {
     /// Checks every rule.
     pub fn validate(self) -> Result<ValidTrainConfig, ConfigError> {
-        if self.batch_size == 0 {
-            return Err(ConfigError::ZeroBatchSize);
+        if self.batch_size < 2 {
+            return Err(ConfigError::BatchTooSmall(self.batch_size));
+        }
+        if self.batch_size > MAX_BATCH_SIZE {
+            return Err(ConfigError::BatchTooLarge(self.batch_size));
         }
         if self.epochs == 0 {
             return Err(ConfigError::ZeroEpochs);
+        }
+        if self.epochs > MAX_EPOCHS {
+            return Err(ConfigError::TooManyEpochs(self.epochs));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(ConfigError::LearningRate(self.learning_rate));

@@ -54,6 +54,19 @@ impl FittedFeatures {
         }
     }
 
+    /// Checks what deserialising cannot: bucket boundaries ordered, normalisation finite.
+    ///
+    /// # Errors
+    /// A description naming the feature.
+    pub fn check(&self) -> Result<(), String> {
+        self.buckets.check().map_err(|e| format!("timestamp buckets: {e}"))?;
+        let Normalizer { mean, variance } = self.normalizer;
+        if !(mean.is_finite() && variance.is_finite() && variance >= 0.0) {
+            return Err(format!("timestamp normalisation: mean {mean}, variance {variance}; expected finite, variance ≥ 0"));
+        }
+        Ok(())
+    }
+
     /// Rebuilds lookup tables after deserialising.
     pub fn rebuild_indices(&mut self) {
         self.users.rebuild_index();

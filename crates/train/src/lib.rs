@@ -13,7 +13,7 @@
 //! use train::{Experiment, TrainConfig};
 //! let config: TrainConfig = Experiment::Deep2.config(42);
 //! assert_eq!(config.model.layer_sizes, [64, 32]);
-//! assert!(TrainConfig { batch_size: 0, ..config }.validate().is_err());
+//! assert!(TrainConfig { batch_size: 1, ..config }.validate().is_err());
 //! ```
 #![warn(missing_docs)]
 
@@ -22,16 +22,21 @@ mod config;
 mod encode;
 mod evaluate;
 mod experiments;
+pub mod fs;
+mod guard;
 mod model_file;
 mod optimizer;
+mod retriever;
 pub mod synthetic;
 mod trainer;
 
 pub use batch::Shuffler;
-pub use config::{ConfigError, Shuffle, TrainConfig, ValidTrainConfig};
+pub use config::{ConfigError, Shuffle, TrainConfig, ValidTrainConfig, MAX_BATCH_SIZE, MAX_EPOCHS};
 pub use encode::{Encoded, FittedFeatures};
 pub use evaluate::{embed_catalogue, embed_queries, evaluate_split, popularity_split, Metrics, SeenRows, SplitReport};
 pub use experiments::Experiment;
-pub use model_file::{ModelFile, ModelFileError, FORMAT_VERSION};
+pub use model_file::{seal, ModelFile, ModelFileError, FORMAT_VERSION, HEADER_LEN};
 pub use optimizer::ModelOptState;
+pub use retriever::{QueryError, Recommendation, Retriever, UserQuery};
+pub use guard::{TrainError, GRADIENT_LIMIT};
 pub use trainer::{BatchProgress, EpochRecord, Observer, Trainer};

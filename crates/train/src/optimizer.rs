@@ -55,6 +55,27 @@ impl ModelOptState {
         }
     }
 
+    /// The first accumulator holding NaN or ∞ (a gradient whose square overflowed f32), by name.
+    pub fn first_non_finite(&self) -> Option<&'static str> {
+        let Self { query, candidate } = self;
+        let QueryState { user, timestamp, head: query_head } = query;
+        let CandidateState { title, text, head: candidate_head } = candidate;
+        let bad2 = |s: &AdagradState<Ix2>| s.accumulator.iter().any(|v| !v.is_finite());
+        let bad_head = |h: &HeadState| {
+            h.layers.iter().any(|(w, b)| bad2(w) || b.accumulator.iter().any(|v| !v.is_finite()))
+        };
+        [
+            ("query.user", bad2(user)),
+            ("query.timestamp", timestamp.as_ref().is_some_and(bad2)),
+            ("query.head", bad_head(query_head)),
+            ("candidate.title", bad2(title)),
+            ("candidate.text", text.as_ref().is_some_and(bad2)),
+            ("candidate.head", bad_head(candidate_head)),
+        ]
+        .into_iter()
+        .find_map(|(name, bad)| bad.then_some(name))
+    }
+
     /// One Adagrad step on every parameter (the two towers concurrently).
     pub fn step(
         &mut self,

@@ -22,6 +22,7 @@ use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig};
 use towers::{CandidateCache, CandidateGrads, QueryCache, QueryGrads, TwoTower, Vocabularies};
 
 use crate::batch::BatchColumns;
+use crate::guard::{step_problem, TrainError};
 use crate::evaluate::{embed_catalogue, evaluate_split, Metrics, SeenRows, SplitReport};
 use crate::{Encoded, ModelOptState, Shuffler, ValidTrainConfig};
 
@@ -179,7 +180,23 @@ impl Trainer {
     }
 
     /// Trains for `config.epochs` epochs on `split.train`, validating on `split.test` as configured.
-    pub fn fit(&mut self, data: &Encoded, split: &Split, observer: &mut dyn Observer) -> Vec<EpochRecord> {
+    ///
+    /// # Errors
+    /// [`TrainError`] for a split too small to train or test on, and as soon as the loss, a
+    /// gradient, a weight or an accumulator stops being finite (see `guard.rs`); the model is then
+    /// unusable and should not be saved.
+    pub fn fit(
+        &mut self,
+        data: &Encoded,
+        split: &Split,
+        observer: &mut dyn Observer,
+    ) -> Result<Vec<EpochRecord>, TrainError> {
+        if split.train.len() < 2 {
+            return Err(TrainError::TooFewTrainRows { found: split.train.len() });
+        }
+        if split.test.is_empty() {
+            return Err(TrainError::NoTestRows);
+        }
         let probability =
             self.config.logq.then(|| Self::title_probability(data, &split.train, self.model.candidate.title.n_rows()));
         let seen = SeenRows::new(data, &split.train);
@@ -199,9 +216,23 @@ impl Trainer {
                     .map(|_| embed_catalogue(&self.model, data, &mut self.buffers.catalogue_cache));
                 let ranks = catalogue.as_ref().zip(batch_metric.as_mut());
                 let loss = self.step_with_ranks(data, rows, probability.as_deref(), &mut grads, ranks);
+                let batch = batch_idx + 1;
+                if let Some(problem) =
+                    step_problem(loss, self.buffers.loss.query_grad(), self.buffers.loss.candidate_grad())
+                {
+                    return Err(self.diverged(epoch, batch, n_batches, problem));
+                }
                 loss_sum += f64::from(loss);
                 last_batch_loss = loss;
                 observer.on_batch(&BatchProgress { epoch, batch: batch_idx + 1, n_batches, loss });
+            }
+            if let Some((name, index, value)) = self.model.first_non_finite() {
+                let problem = format!("weight {name}[{index}] is {value} after the epoch's last batch");
+                return Err(self.diverged(epoch, n_batches, n_batches, problem));
+            }
+            if let Some(name) = self.opt_state.first_non_finite() {
+                let problem = format!("an Adagrad accumulator of {name} overflowed to ∞ (a gradient too large for float32)");
+                return Err(self.diverged(epoch, n_batches, n_batches, problem));
             }
             let train_seconds = started.elapsed().as_secs_f64();
             let eval_started = Instant::now();
@@ -220,6 +251,17 @@ impl Trainer {
             observer.on_epoch(&record);
             history.push(record);
         }
-        history
+        Ok(history)
+    }
+
+    fn diverged(&self, epoch: usize, batch: usize, n_batches: usize, problem: String) -> TrainError {
+        TrainError::Diverged {
+            epoch,
+            batch,
+            n_batches,
+            problem,
+            learning_rate: self.config.learning_rate,
+            temperature: self.config.temperature,
+        }
     }
 }

@@ -29,9 +29,9 @@ pub struct BenchArgs {
     /// MovieLens 100k directory (else MOVIELENS_DIR, else data/ml-100k, else download).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Timed training epochs (after one warm-up epoch).
-    #[arg(long, default_value_t = 5)]
-    epochs: usize,
+    /// Timed training epochs (after one warm-up epoch), 1 to 1000.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    epochs: u16,
     /// Where to write the report.
     #[arg(long, default_value = "bench.json")]
     out: PathBuf,
@@ -46,11 +46,12 @@ impl BenchArgs {
         let (split, _) = data::split(&dataset, None, None, 42)?;
 
         let mut config = Experiment::Deep2.config(42);
-        config.epochs = self.epochs + 1;
+        let epochs = usize::from(self.epochs);
+        config.epochs = epochs + 1;
         config.validation_freq = None;
         let mut trainer = Trainer::new(config.validate().context("deep-2 configuration")?, features.vocabularies());
-        eprintln!("bench: training deep [64, 32] for {} epochs (1 warm-up)", self.epochs + 1);
-        let history = trainer.fit(&encoded, &split, &mut ());
+        eprintln!("bench: training deep [64, 32] for {} epochs (1 warm-up)", epochs + 1);
+        let history = trainer.fit(&encoded, &split, &mut ())?;
         let epoch_times: Vec<f64> = history.iter().skip(1).map(|r| r.train_seconds).collect();
         let train_epoch_seconds = epoch_times.iter().copied().fold(f64::INFINITY, f64::min);
 
@@ -90,7 +91,7 @@ impl BenchArgs {
             "large_catalogue_shape": "20 000 queries x 100 000 items, d = 32, blocks of 512 x 4096",
         });
         let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(&self.out, &text).with_context(|| format!("writing {}", self.out.display()))?;
+        train::fs::write_atomic(&self.out, text.as_bytes()).with_context(|| format!("writing {}", self.out.display()))?;
         println!("{text}");
         println!("wrote {}", self.out.display());
         Ok(())

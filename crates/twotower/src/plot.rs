@@ -47,7 +47,20 @@ fn draw(curves: &[(String, Vec<(f64, f64)>)], path: &Path) -> anyhow::Result<()>
     }
     let max_epoch = curves.iter().flat_map(|(_, p)| p.iter().map(|&(e, _)| e)).fold(1.0, f64::max);
     let max_acc = curves.iter().flat_map(|(_, p)| p.iter().map(|&(_, a)| a)).fold(0.05, f64::max);
-    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    let mut svg = String::new();
+    draw_into(curves, max_epoch, max_acc, path, &mut svg)?;
+    train::fs::write_atomic(path, svg.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Renders the curves as SVG text; `path` only names the plot in errors.
+fn draw_into(
+    curves: &[(String, Vec<(f64, f64)>)],
+    max_epoch: f64,
+    max_acc: f64,
+    path: &Path,
+    svg: &mut String,
+) -> anyhow::Result<()> {
+    let root = SVGBackend::with_string(svg, (800, 500)).into_drawing_area();
     let plot_error = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", path.display());
     root.fill(&WHITE).map_err(|e| plot_error(&e))?;
     let mut chart = ChartBuilder::on(&root)

@@ -128,7 +128,7 @@ pub fn write_summary(runs: &[RunReport], path: &Path) -> anyhow::Result<()> {
         "train": stats(&|r| &r.train.all),
         "popularity": { "test": runs[0].popularity_test.all, "test_seen_filtered": runs[0].popularity_test.seen_filtered },
     });
-    std::fs::write(path, serde_json::to_string_pretty(&doc)?).with_context(|| format!("writing {}", path.display()))?;
-    println!("wrote {}", path.display());
+    train::fs::write_atomic(path, serde_json::to_string_pretty(&doc)?.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -12,6 +12,8 @@ use train::{
     TrainConfig, Trainer,
 };
 
+use train::fs::{write_atomic, RunDir};
+
 use crate::report::{self, RunReport};
 use crate::{data, plot};
 
@@ -66,7 +68,7 @@ pub struct TrainArgs {
     /// Validate every N epochs.
     #[arg(long)]
     validation_freq: Option<usize>,
-    /// Output directory (default runs/<experiment>).
+    /// Output directory (default runs/<experiment>; with --experiment all, DIR/<experiment> for each).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Instead of training, plot top-100 against epoch for these run directories.
@@ -86,6 +88,15 @@ impl TrainArgs {
                 format!("--experiment {name:?}: expected one of basic, context, context-timestamps, deep-1, deep-2, deep-3, all")
             })?],
         };
+        check_distinct_seeds(&self.seed)?;
+        // Every configuration is checked before any data is read or anything trained.
+        for &experiment in &experiments {
+            for &seed in &self.seed {
+                self.config_for(experiment, seed)
+                    .validate()
+                    .with_context(|| format!("invalid configuration for {}", experiment.name()))?;
+            }
+        }
         let dir = data::resolve_data_dir(self.data.as_deref())?;
         let dataset = data::load(&dir)?;
         let (split, split_name) =
@@ -99,22 +110,40 @@ impl TrainArgs {
             popularity_split(&encoded, &split.train, &split.train, &seen),
         );
 
+        let out_root = self.out.clone().unwrap_or_else(|| PathBuf::from("runs"));
         let mut deep_runs = Vec::new();
-        for experiment in experiments {
-            let base_out = self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(experiment.name()));
+        for &experiment in &experiments {
+            // One experiment's directory is written as a unit: staged, then swapped into place.
+            let base_out = match (&self.out, experiments.len()) {
+                (Some(out), 1) => out.clone(),
+                _ => out_root.join(experiment.name()),
+            };
+            let staged = RunDir::create(&base_out).with_context(|| format!("creating {}", base_out.display()))?;
             let mut runs = Vec::new();
             for &seed in &self.seed {
-                let config = self
-                    .config_for(experiment, seed)
-                    .validate()
-                    .with_context(|| format!("invalid configuration for {}", experiment.name()))?;
-                let out = if self.seed.len() == 1 { base_out.clone() } else { base_out.join(format!("seed-{seed}")) };
-                std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+                let config = self.config_for(experiment, seed).validate().expect("validated above");
+                if config.batch_size > split.train.len() {
+                    eprintln!(
+                        "note: {}: batch size {} exceeds the {} training rows: every epoch is one batch of {}",
+                        experiment.name(),
+                        config.batch_size,
+                        split.train.len(),
+                        split.train.len()
+                    );
+                }
+                let run_dir = if self.seed.len() == 1 {
+                    staged.staging().to_path_buf()
+                } else {
+                    let dir = staged.path(&format!("seed-{seed}"));
+                    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                    dir
+                };
                 let started = Instant::now();
                 let mut trainer = Trainer::new(config, features.vocabularies());
                 let mut progress = Progress::new(trainer.config());
                 let history = trainer.fit(&encoded, &split, &mut progress);
                 progress.bar.finish_and_clear();
+                let history = history.with_context(|| format!("training {} (seed {seed})", experiment.name()))?;
                 let train_seconds = history.iter().map(|r| r.train_seconds).sum::<f64>();
                 let eval_started = Instant::now();
                 let test = evaluate_split(&trainer.model, &encoded, &split.test, &seen);
@@ -134,30 +163,33 @@ impl TrainArgs {
                     eval_seconds,
                     wall_seconds: started.elapsed().as_secs_f64(),
                 };
-                let model_file = ModelFile {
-                    config: (**trainer.config()).clone(),
-                    features: features.clone(),
-                    model: trainer.model.clone(),
-                    movies: dataset.movies.iter().map(|m| (m.movie_id, m.title.clone())).collect(),
-                    seen: (0..features.users.len() as u32).map(|u| seen.of(u).to_vec()).collect(),
-                };
-                write_run(&out, &run, &model_file)?;
+                let model_file = ModelFile::new(
+                    (**trainer.config()).clone(),
+                    features.clone(),
+                    trainer.model.clone(),
+                    &dataset,
+                    &seen,
+                );
+                model_file.validate().map_err(|problem| anyhow::anyhow!("the trained model is inconsistent: {problem}"))?;
+                write_run(&run_dir, &run, &model_file)?;
                 if run.history.iter().filter(|r| r.validation.is_some()).count() > 1 {
-                    plot::accuracy_curves(&[(experiment.name().to_string(), &run.history)], &out.join("accuracy.svg"))?;
+                    plot::accuracy_curves(&[(experiment.name().to_string(), &run.history)], &run_dir.join("accuracy.svg"))?;
                 }
                 runs.push(run);
             }
             report::print_table(&runs);
             if runs.len() > 1 {
-                report::write_summary(&runs, &base_out.join("summary.json"))?;
+                report::write_summary(&runs, &staged.path("summary.json"))?;
             }
+            let published = staged.publish().with_context(|| format!("publishing {}", base_out.display()))?;
+            println!("wrote {}/ (metrics.json, model.bin{})", published.display(), if runs.len() > 1 { ", summary.json, seed-*/" } else { "" });
             if matches!(experiment, Experiment::Deep1 | Experiment::Deep2 | Experiment::Deep3) {
                 deep_runs.push((experiment.name().to_string(), runs.swap_remove(0).history));
             }
         }
         if deep_runs.len() > 1 {
             let curves: Vec<(String, &Vec<EpochRecord>)> = deep_runs.iter().map(|(n, h)| (n.clone(), h)).collect();
-            let path = PathBuf::from("runs/deep-comparison.svg");
+            let path = out_root.join("deep-comparison.svg");
             plot::accuracy_curves(&curves, &path)?;
             println!("wrote {}", path.display());
         }
@@ -196,15 +228,22 @@ impl TrainArgs {
     }
 }
 
-fn write_run(out: &Path, run: &RunReport, model_file: &ModelFile) -> anyhow::Result<()> {
-    let metrics_path = out.join("metrics.json");
+/// Writes a run's metrics and model into its (staging) directory.
+fn write_run(dir: &Path, run: &RunReport, model_file: &ModelFile) -> anyhow::Result<()> {
+    let metrics_path = dir.join("metrics.json");
     let json = serde_json::to_string_pretty(&run.to_json()).context("encoding metrics")?;
-    let tmp = out.join("metrics.json.tmp");
-    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &metrics_path).with_context(|| format!("writing {}", metrics_path.display()))?;
-    let model_path = out.join("model.bin");
-    model_file.save(&model_path).context("saving the model")?;
-    println!("wrote {} and {}", metrics_path.display(), model_path.display());
+    write_atomic(&metrics_path, json.as_bytes()).with_context(|| format!("writing {}", metrics_path.display()))?;
+    model_file.save(&dir.join("model.bin")).context("saving the model")?;
+    Ok(())
+}
+
+/// Each seed names its own run directory, so a repeated seed would overwrite its twin.
+fn check_distinct_seeds(seeds: &[u64]) -> anyhow::Result<()> {
+    for (i, seed) in seeds.iter().enumerate() {
+        if seeds[..i].contains(seed) {
+            anyhow::bail!("--seed: {seed} is listed twice; each seed is one run, written to its own seed-{seed}/ directory");
+        }
+    }
     Ok(())
 }
 

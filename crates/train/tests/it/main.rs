@@ -1,12 +1,17 @@
 //! Integration tests of the training library: seeded end-to-end quality (synthetic data always,
 //! the real MovieLens 100k when `MOVIELENS_DIR` is set), determinism, model files and configs.
 
+mod divergence;
 mod model_file;
 mod quality;
 
 use movielens::split::Split;
 use train::synthetic::SyntheticSpec;
 use train::{Encoded, Experiment, Trainer, ValidTrainConfig};
+
+#[path = "../common/tiny.rs"]
+mod tiny;
+pub use tiny::tiny_model_file;
 
 /// A small structured dataset: 300 users, 200 movies in 10 taste groups.
 pub const SMALL: SyntheticSpec = SyntheticSpec {
@@ -37,3 +42,4 @@ pub fn small_config(seed: u64, epochs: usize) -> ValidTrainConfig {
 pub fn small_trainer(seed: u64, epochs: usize) -> Trainer {
     Trainer::new(small_config(seed, epochs), SMALL.vocabularies())
 }
+

@@ -12,7 +12,7 @@ use crate::{small_config, small_data, small_trainer, SMALL};
 fn synthetic_groups_are_learned_far_above_chance() {
     let (data, split) = small_data();
     let mut trainer = small_trainer(1, 6);
-    let history = trainer.fit(&data, &split, &mut ());
+    let history = trainer.fit(&data, &split, &mut ()).unwrap();
     let seen = SeenRows::new(&data, &split.train);
     let report = evaluate_split(&trainer.model, &data, &split.test, &seen);
     let top_10 = report.all.at(10).unwrap();
@@ -31,7 +31,7 @@ fn same_seed_same_numbers() {
     let (data, split) = small_data();
     let run = |seed| {
         let mut trainer = small_trainer(seed, 2);
-        let history = trainer.fit(&data, &split, &mut ());
+        let history = trainer.fit(&data, &split, &mut ()).unwrap();
         (history.iter().map(|r| r.loss_sum).collect::<Vec<_>>(), trainer.model)
     };
     let (losses_a, model_a) = run(3);
@@ -61,7 +61,7 @@ fn movielens_context_timestamps_reaches_tutorial_quality() {
     let split = Split::seeded(dataset.ratings.len(), 42, 0.8);
     let config = Experiment::ContextTimestamps.config(42).validate().unwrap();
     let mut trainer = Trainer::new(config, features.vocabularies());
-    let history = trainer.fit(&data, &split, &mut ());
+    let history = trainer.fit(&data, &split, &mut ()).unwrap();
     let top_100 = history.last().unwrap().validation.as_ref().unwrap().all.at(100).unwrap();
     let chance = 100.0 / dataset.movies.len() as f64;
     eprintln!("movielens context-timestamps: test top-100 {top_100:.4} (chance {chance:.4}; TFRS 0.253)");
@@ -78,7 +78,7 @@ fn one_thread_and_two_threads_give_the_same_numbers() {
             let mut config = (*small_config(9, 2)).clone();
             config.batch_size = 1024;
             let mut trainer = Trainer::new(config.validate().unwrap(), SMALL.vocabularies());
-            let history = trainer.fit(&data, &split, &mut ());
+            let history = trainer.fit(&data, &split, &mut ()).unwrap();
             (history.iter().map(|r| r.loss_sum).collect::<Vec<_>>(), trainer.model)
         })
     };

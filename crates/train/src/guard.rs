@@ -1,0 +1,65 @@
+//! Stopping a run that has gone wrong, instead of writing a model and metrics computed from
+//! NaN: the checks `Trainer::fit` makes before, during and after every epoch.
+//!
+//! * Before: at least 2 training rows (an in-batch softmax needs a negative) and 1 test row.
+//! * After every batch: the loss is finite, and no element of `dQ` or `dC` exceeds
+//!   [`GRADIENT_LIMIT`], beyond which `g²` overflows f32 and Adagrad's accumulator becomes ∞,
+//!   freezing every weight it touches (what a tiny temperature does).
+//! * After every epoch: every weight and every Adagrad accumulator is finite.
+
+use ndarray::ArrayView2;
+
+/// `√f32::MAX`: a gradient element at or beyond this overflows Adagrad's `Σ g²`.
+pub const GRADIENT_LIMIT: f32 = 1.844_674_4e19;
+
+/// Why training stopped.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainError {
+    /// Fewer than two training rows.
+    #[error("the split has {found} training row(s); the in-batch softmax needs at least 2")]
+    TooFewTrainRows {
+        /// Training rows in the split.
+        found: usize,
+    },
+    /// No test rows: nothing to evaluate on.
+    #[error("the split has no test rows; nothing to evaluate the model on")]
+    NoTestRows,
+    /// The loss, a gradient, a weight or an accumulator went NaN or ∞.
+    #[error("epoch {epoch}, batch {batch} of {n_batches}: {problem}; training stopped and nothing was written. Try a smaller learning rate (now {learning_rate}){}", temperature_hint(*.temperature))]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based batch within the epoch.
+        batch: usize,
+        /// Batches per epoch.
+        n_batches: usize,
+        /// What went wrong, with the value.
+        problem: String,
+        /// The run's learning rate.
+        learning_rate: f32,
+        /// The run's temperature, if set.
+        temperature: Option<f32>,
+    },
+}
+
+fn temperature_hint(temperature: Option<f32>) -> String {
+    match temperature {
+        Some(t) if t < 1.0 => format!(" or a temperature nearer 1 (now {t}; the logits are divided by it)"),
+        _ => String::new(),
+    }
+}
+
+/// What is wrong after one step, if anything.
+pub(crate) fn step_problem(loss: f32, dq: ArrayView2<'_, f32>, dc: ArrayView2<'_, f32>) -> Option<String> {
+    if !loss.is_finite() {
+        return Some(format!("the loss is {loss}"));
+    }
+    for (name, grad) in [("query", dq), ("candidate", dc)] {
+        if let Some(&g) = grad.iter().find(|g| !(g.abs() < GRADIENT_LIMIT)) {
+            return Some(format!(
+                "a {name} embedding gradient is {g:e}, beyond {GRADIENT_LIMIT:e} whose square overflows Adagrad's float32 accumulator (the weights would freeze)"
+            ));
+        }
+    }
+    None
+}

@@ -1,0 +1,168 @@
+//! `Retriever`: recommendations from a loaded model file — encode a raw query, embed the
+//! catalogue once, exclude what the user saw in training, take the exact top-k.
+//!
+//! The binaries only parse flags and print; every rule about queries lives here, so a caller
+//! (the `recommend` command, a test, later a server) cannot get it subtly different.
+
+use eval::BruteForceIndex;
+use ndarray::Array2;
+use tensor::Bags;
+use towers::{CandidateBatch, CandidateCache, QueryBatch, QueryCache};
+
+use crate::ModelFile;
+
+/// A model file with its catalogue embedded, ready for queries.
+#[derive(Debug)]
+pub struct Retriever {
+    file: ModelFile,
+    index: BruteForceIndex,
+}
+
+/// One recommended catalogue row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    /// The catalogue row.
+    pub row: u32,
+    /// The item's id in the source data.
+    pub item_id: u32,
+    /// Its display title.
+    pub title: String,
+    /// Its exact score `q·c`.
+    pub score: f32,
+}
+
+/// A query for one known user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserQuery<'a> {
+    /// The user id as in the training data.
+    pub user: &'a str,
+    /// Unix time of the query; `None`: the latest time in the training data.
+    pub at: Option<i64>,
+    /// How many items (clamped to the catalogue).
+    pub k: usize,
+    /// Keep the items the user interacted with in training.
+    pub include_seen: bool,
+}
+
+/// Why a query cannot be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The user is not in the model's vocabulary.
+    #[error("user {user:?}: not a user of this model's training data ({n_known} known user ids); an unknown user would only get the shared OOV embedding, so no personal recommendation exists")]
+    UnknownUser {
+        /// The id asked for.
+        user: String,
+        /// Known user ids.
+        n_known: usize,
+    },
+    /// `k` is 0.
+    #[error("k must be at least 1")]
+    ZeroK,
+    /// The time is too far outside the training data's span.
+    #[error("time {at}: expected a Unix time between {lo} and {hi} (the training data spans {first} to {last}; further out than that span again, the time features extrapolate into values the model never saw)")]
+    TimeOutOfRange {
+        /// The time asked for.
+        at: i64,
+        /// Earliest accepted.
+        lo: i64,
+        /// Latest accepted.
+        hi: i64,
+        /// Earliest training time.
+        first: i64,
+        /// Latest training time.
+        last: i64,
+    },
+}
+
+impl Retriever {
+    /// Embeds the catalogue of a (validated) model file.
+    pub fn new(file: ModelFile) -> Self {
+        let titles: Vec<u32> = file.movies.iter().map(|(_, t)| file.features.titles.lookup(t)).collect();
+        let mut bags = Bags::default();
+        for (_, title) in &file.movies {
+            bags.push(&file.features.text.encode(title));
+        }
+        let catalogue: Array2<f32> = file
+            .model
+            .candidate
+            .forward(&CandidateBatch { titles: &titles, tokens: &bags }, &mut CandidateCache::default())
+            .to_owned();
+        let ids: Vec<u32> = file.movies.iter().map(|(id, _)| *id).collect();
+        let index = BruteForceIndex::new(catalogue, ids);
+        Self { file, index }
+    }
+
+    /// The model file.
+    pub fn file(&self) -> &ModelFile {
+        &self.file
+    }
+
+    /// The catalogue rows user index `user` interacted with in training.
+    pub fn seen(&self, user: u32) -> &[u32] {
+        self.file.seen.get(user as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// The user's index, or why there is none.
+    ///
+    /// # Errors
+    /// [`QueryError::UnknownUser`].
+    pub fn user_index(&self, user: &str) -> Result<u32, QueryError> {
+        match self.file.features.users.lookup(user) {
+            features::OOV_INDEX => Err(QueryError::UnknownUser {
+                user: user.to_string(),
+                n_known: self.file.features.users.len() - 1,
+            }),
+            index => Ok(index),
+        }
+    }
+
+    /// The best `k` items for a known user, best first.
+    ///
+    /// # Errors
+    /// [`QueryError`] for an unknown user, `k = 0` or a time out of range.
+    pub fn recommend(&self, query: &UserQuery<'_>) -> Result<Vec<Recommendation>, QueryError> {
+        let user = self.user_index(query.user)?;
+        if query.k == 0 {
+            return Err(QueryError::ZeroK);
+        }
+        let features = &self.file.features;
+        let at = match query.at {
+            Some(at) => self.check_time(at)?,
+            None => features.max_timestamp,
+        };
+        let batch = QueryBatch {
+            users: &[user],
+            buckets: &[features.buckets.bucketize(at)],
+            normalized_timestamps: &[features.normalizer.normalize(at)],
+        };
+        let embedded = self.file.model.query.forward(&batch, &mut QueryCache::default()).to_owned();
+        let exclusions = (!query.include_seen)
+            .then(|| vec![self.seen(user).iter().map(|&row| self.file.movies[row as usize].0).collect::<Vec<u32>>()]);
+        let top = self.index.top_k(embedded.view(), query.k, exclusions.as_deref());
+        let best = &top[0];
+        Ok(best
+            .rows
+            .iter()
+            .zip(&best.scores)
+            .map(|(&row, &score)| {
+                let (item_id, title) = &self.file.movies[row as usize];
+                Recommendation { row, item_id: *item_id, title: title.clone(), score }
+            })
+            .collect())
+    }
+
+    /// `at` must lie within the span the timestamp features were fitted on, widened by that span
+    /// on each side.
+    fn check_time(&self, at: i64) -> Result<i64, QueryError> {
+        let features = &self.file.features;
+        let last = features.max_timestamp;
+        let first = features.buckets.boundaries().first().map_or(last, |&b| b as i64);
+        let span = (last - first).max(1);
+        let (lo, hi) = (first.saturating_sub(span), last.saturating_add(span));
+        if (lo..=hi).contains(&at) {
+            Ok(at)
+        } else {
+            Err(QueryError::TimeOutOfRange { at, lo, hi, first, last })
+        }
+    }
+}
