@@ -66,3 +66,52 @@ fn a_missing_directory_says_which_file_is_expected() {
     let error = Dataset::load(&fixture("nowhere")).unwrap_err();
     assert!(error.to_string().contains("u.data"), "{error}");
 }
+
+/// A directory holding `u.data` and `u.item` with the given contents.
+fn data_dir(name: &str, ratings: &[u8], movies: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("movielens-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("u.data"), ratings).unwrap();
+    std::fs::write(dir.join("u.item"), movies).unwrap();
+    dir
+}
+
+#[test]
+fn empty_files_are_errors_naming_the_empty_file() {
+    let movies = std::fs::read(fixture("good/u.item")).unwrap();
+    let ratings = std::fs::read(fixture("good/u.data")).unwrap();
+    for (name, ratings, movies, file) in
+        [("no-ratings", &b""[..], &movies[..], "u.data"), ("no-movies", &ratings[..], &b""[..], "u.item")]
+    {
+        let dir = data_dir(name, ratings, movies);
+        let error = Dataset::load(&dir).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let message = error.to_string();
+        assert!(matches!(error, Error::EmptyFile { .. }), "{message}");
+        assert!(message.contains(file) && message.contains("empty"), "{message}");
+    }
+}
+
+#[test]
+fn the_largest_movie_id_loads_without_a_table_sized_by_it() {
+    let movies = std::fs::read(fixture("bad/huge_id.item")).unwrap();
+    let dir = data_dir("huge-id", b"1\t4294967295\t3\t881250949\n", &movies);
+    let data = Dataset::load(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(data.movies[0].movie_id, u32::MAX);
+    assert_eq!(data.movie_row(u32::MAX), Some(0));
+}
+
+#[test]
+fn an_io_error_is_reported_once() {
+    // u.data is a directory: the OS error appears in the chain once, not twice in one message.
+    let dir = std::env::temp_dir().join(format!("movielens-isdir-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("u.data")).unwrap();
+    std::fs::copy(fixture("good/u.item"), dir.join("u.item")).unwrap();
+    let error = Dataset::load(&dir).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let top = error.to_string();
+    let cause = std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default();
+    assert!(top.contains("u.data") && !cause.is_empty(), "{top} / {cause}");
+    assert!(!top.contains(&cause), "the cause is printed by the chain, not repeated in the message: {top}");
+}
