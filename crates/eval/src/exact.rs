@@ -66,7 +66,8 @@ impl Band {
 
     /// Whether a GEMM score `score` may be at or above `threshold` exactly.
     pub(crate) fn may_reach(self, score: f32, threshold: f64) -> bool {
-        !(f64::from(score) + self.0 < threshold)
+        // NaN anywhere: cannot rule it out, so rescore.
+        (f64::from(score) + self.0).partial_cmp(&threshold) != Some(std::cmp::Ordering::Less)
     }
 }
 

@@ -11,6 +11,10 @@ use crate::{
     CandidateFeatures, CandidateTower, Head, QueryFeatures, QueryTower, TwoTower, ValidModelConfig, Vocabularies,
 };
 
+/// `√f32::MAX`: a weight at or beyond this overflows f32 when multiplied by anything ≥ itself,
+/// so a model holding one produces ∞ and NaN embeddings.
+pub const WEIGHT_LIMIT: f32 = 1.844_674_4e19;
+
 /// One named tensor (or layout) and its dimensions.
 pub type NamedShape = (String, Vec<usize>);
 
@@ -35,8 +39,8 @@ pub enum ShapeError {
         /// Missing (true) or unexpected (false).
         missing: bool,
     },
-    /// A weight is NaN or infinite.
-    #[error("{name}: element {index} is {value}, expected a finite weight")]
+    /// A weight is NaN, infinite, or so large that its products overflow f32.
+    #[error("{name}: element {index} is {value}, expected a finite weight below {WEIGHT_LIMIT:e} in magnitude (larger ones overflow float32 products)")]
     NonFinite {
         /// The tensor.
         name: String,
@@ -73,10 +77,11 @@ impl TwoTower {
         }
     }
 
-    /// The first NaN or infinite weight: `(tensor name, flat index, value)`.
+    /// The first weight that is NaN, infinite or at least [`WEIGHT_LIMIT`] in magnitude:
+    /// `(tensor name, flat index, value)`.
     pub fn first_non_finite(&self) -> Option<(String, usize, f32)> {
         self.weights().into_iter().find_map(|(name, values)| {
-            values.iter().position(|v| !v.is_finite()).map(|index| (name, index, values[index]))
+            values.iter().position(|v| v.is_nan() || v.abs() >= WEIGHT_LIMIT).map(|index| (name, index, values[index]))
         })
     }
 

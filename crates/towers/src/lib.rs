@@ -28,8 +28,10 @@ mod head;
 mod query;
 
 pub use candidate::{CandidateBatch, CandidateCache, CandidateGrads, CandidateTower};
-pub use check::{NamedShape, ShapeError};
-pub use config::{CandidateFeatures, ConfigError, ModelConfig, QueryFeatures, ValidModelConfig, Vocabularies, MAX_WIDTH};
+pub use check::{NamedShape, ShapeError, WEIGHT_LIMIT};
+pub use config::{
+    CandidateFeatures, ConfigError, ModelConfig, QueryFeatures, ValidModelConfig, Vocabularies, MAX_WIDTH,
+};
 pub use head::{Head, HeadCache, HeadGrads};
 pub use query::{QueryBatch, QueryCache, QueryGrads, QueryTower};
 

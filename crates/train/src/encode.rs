@@ -62,7 +62,9 @@ impl FittedFeatures {
         self.buckets.check().map_err(|e| format!("timestamp buckets: {e}"))?;
         let Normalizer { mean, variance } = self.normalizer;
         if !(mean.is_finite() && variance.is_finite() && variance >= 0.0) {
-            return Err(format!("timestamp normalisation: mean {mean}, variance {variance}; expected finite, variance ≥ 0"));
+            return Err(format!(
+                "timestamp normalisation: mean {mean}, variance {variance}; expected finite, variance ≥ 0"
+            ));
         }
         Ok(())
     }

@@ -55,7 +55,7 @@ pub(crate) fn step_problem(loss: f32, dq: ArrayView2<'_, f32>, dc: ArrayView2<'_
         return Some(format!("the loss is {loss}"));
     }
     for (name, grad) in [("query", dq), ("candidate", dc)] {
-        if let Some(&g) = grad.iter().find(|g| !(g.abs() < GRADIENT_LIMIT)) {
+        if let Some(&g) = grad.iter().find(|g| g.is_nan() || g.abs() >= GRADIENT_LIMIT) {
             return Some(format!(
                 "a {name} embedding gradient is {g:e}, beyond {GRADIENT_LIMIT:e} whose square overflows Adagrad's float32 accumulator (the weights would freeze)"
             ));

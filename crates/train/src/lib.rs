@@ -35,8 +35,8 @@ pub use config::{ConfigError, Shuffle, TrainConfig, ValidTrainConfig, MAX_BATCH_
 pub use encode::{Encoded, FittedFeatures};
 pub use evaluate::{embed_catalogue, embed_queries, evaluate_split, popularity_split, Metrics, SeenRows, SplitReport};
 pub use experiments::Experiment;
+pub use guard::{TrainError, GRADIENT_LIMIT};
 pub use model_file::{seal, ModelFile, ModelFileError, FORMAT_VERSION, HEADER_LEN};
 pub use optimizer::ModelOptState;
 pub use retriever::{QueryError, Recommendation, Retriever, UserQuery};
-pub use guard::{TrainError, GRADIENT_LIMIT};
 pub use trainer::{BatchProgress, EpochRecord, Observer, Trainer};

@@ -127,7 +127,13 @@ fn codec(limit: u64) -> impl Options {
 impl ModelFile {
     /// What a training run saves: its configuration, features and towers, the catalogue of
     /// `dataset`, and each user's training rows from `seen`.
-    pub fn new(config: TrainConfig, features: FittedFeatures, model: TwoTower, dataset: &Dataset, seen: &SeenRows) -> Self {
+    pub fn new(
+        config: TrainConfig,
+        features: FittedFeatures,
+        model: TwoTower,
+        dataset: &Dataset,
+        seen: &SeenRows,
+    ) -> Self {
         let seen = (0..features.users.len() as u32).map(|u| seen.of(u).to_vec()).collect();
         let movies = dataset.movies.iter().map(|m| (m.movie_id, m.title.clone())).collect();
         Self { config, features, model, movies, seen }

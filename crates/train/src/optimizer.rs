@@ -61,9 +61,8 @@ impl ModelOptState {
         let QueryState { user, timestamp, head: query_head } = query;
         let CandidateState { title, text, head: candidate_head } = candidate;
         let bad2 = |s: &AdagradState<Ix2>| s.accumulator.iter().any(|v| !v.is_finite());
-        let bad_head = |h: &HeadState| {
-            h.layers.iter().any(|(w, b)| bad2(w) || b.accumulator.iter().any(|v| !v.is_finite()))
-        };
+        let bad_head =
+            |h: &HeadState| h.layers.iter().any(|(w, b)| bad2(w) || b.accumulator.iter().any(|v| !v.is_finite()));
         [
             ("query.user", bad2(user)),
             ("query.timestamp", timestamp.as_ref().is_some_and(bad2)),

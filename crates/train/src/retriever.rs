@@ -108,10 +108,9 @@ impl Retriever {
     /// [`QueryError::UnknownUser`].
     pub fn user_index(&self, user: &str) -> Result<u32, QueryError> {
         match self.file.features.users.lookup(user) {
-            features::OOV_INDEX => Err(QueryError::UnknownUser {
-                user: user.to_string(),
-                n_known: self.file.features.users.len() - 1,
-            }),
+            features::OOV_INDEX => {
+                Err(QueryError::UnknownUser { user: user.to_string(), n_known: self.file.features.users.len() - 1 })
+            }
             index => Ok(index),
         }
     }

@@ -22,8 +22,8 @@ use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig};
 use towers::{CandidateCache, CandidateGrads, QueryCache, QueryGrads, TwoTower, Vocabularies};
 
 use crate::batch::BatchColumns;
-use crate::guard::{step_problem, TrainError};
 use crate::evaluate::{embed_catalogue, evaluate_split, Metrics, SeenRows, SplitReport};
+use crate::guard::{step_problem, TrainError};
 use crate::{Encoded, ModelOptState, Shuffler, ValidTrainConfig};
 
 /// Progress after one training batch.
@@ -227,11 +227,15 @@ impl Trainer {
                 observer.on_batch(&BatchProgress { epoch, batch: batch_idx + 1, n_batches, loss });
             }
             if let Some((name, index, value)) = self.model.first_non_finite() {
-                let problem = format!("weight {name}[{index}] is {value} after the epoch's last batch");
+                let problem = format!(
+                    "weight {name}[{index}] is {value:e} after the epoch's last batch (beyond {:e}, float32 products overflow)",
+                    towers::WEIGHT_LIMIT
+                );
                 return Err(self.diverged(epoch, n_batches, n_batches, problem));
             }
             if let Some(name) = self.opt_state.first_non_finite() {
-                let problem = format!("an Adagrad accumulator of {name} overflowed to ∞ (a gradient too large for float32)");
+                let problem =
+                    format!("an Adagrad accumulator of {name} overflowed to ∞ (a gradient too large for float32)");
                 return Err(self.diverged(epoch, n_batches, n_batches, problem));
             }
             let train_seconds = started.elapsed().as_secs_f64();

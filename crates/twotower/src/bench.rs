@@ -91,7 +91,8 @@ impl BenchArgs {
             "large_catalogue_shape": "20 000 queries x 100 000 items, d = 32, blocks of 512 x 4096",
         });
         let text = serde_json::to_string_pretty(&report)?;
-        train::fs::write_atomic(&self.out, text.as_bytes()).with_context(|| format!("writing {}", self.out.display()))?;
+        train::fs::write_atomic(&self.out, text.as_bytes())
+            .with_context(|| format!("writing {}", self.out.display()))?;
         println!("{text}");
         println!("wrote {}", self.out.display());
         Ok(())

@@ -170,10 +170,15 @@ impl TrainArgs {
                     &dataset,
                     &seen,
                 );
-                model_file.validate().map_err(|problem| anyhow::anyhow!("the trained model is inconsistent: {problem}"))?;
+                model_file
+                    .validate()
+                    .map_err(|problem| anyhow::anyhow!("the trained model is inconsistent: {problem}"))?;
                 write_run(&run_dir, &run, &model_file)?;
                 if run.history.iter().filter(|r| r.validation.is_some()).count() > 1 {
-                    plot::accuracy_curves(&[(experiment.name().to_string(), &run.history)], &run_dir.join("accuracy.svg"))?;
+                    plot::accuracy_curves(
+                        &[(experiment.name().to_string(), &run.history)],
+                        &run_dir.join("accuracy.svg"),
+                    )?;
                 }
                 runs.push(run);
             }
@@ -182,7 +187,11 @@ impl TrainArgs {
                 report::write_summary(&runs, &staged.path("summary.json"))?;
             }
             let published = staged.publish().with_context(|| format!("publishing {}", base_out.display()))?;
-            println!("wrote {}/ (metrics.json, model.bin{})", published.display(), if runs.len() > 1 { ", summary.json, seed-*/" } else { "" });
+            println!(
+                "wrote {}/ (metrics.json, model.bin{})",
+                published.display(),
+                if runs.len() > 1 { ", summary.json, seed-*/" } else { "" }
+            );
             if matches!(experiment, Experiment::Deep1 | Experiment::Deep2 | Experiment::Deep3) {
                 deep_runs.push((experiment.name().to_string(), runs.swap_remove(0).history));
             }
@@ -241,7 +250,9 @@ fn write_run(dir: &Path, run: &RunReport, model_file: &ModelFile) -> anyhow::Res
 fn check_distinct_seeds(seeds: &[u64]) -> anyhow::Result<()> {
     for (i, seed) in seeds.iter().enumerate() {
         if seeds[..i].contains(seed) {
-            anyhow::bail!("--seed: {seed} is listed twice; each seed is one run, written to its own seed-{seed}/ directory");
+            anyhow::bail!(
+                "--seed: {seed} is listed twice; each seed is one run, written to its own seed-{seed}/ directory"
+            );
         }
     }
     Ok(())

@@ -20,7 +20,10 @@ fn split_file_errors_name_the_line() {
     let unknown = Split::from_split_file(&fixture("bad/split_unknown_row.tsv"), &data.ratings).unwrap_err();
     assert!(matches!(&unknown, Error::Parse { line: 2, issue: ParseIssue::RowNotInRatings, .. }), "{unknown}");
     let repeated = Split::from_split_file(&fixture("bad/split_repeated_row.tsv"), &data.ratings).unwrap_err();
-    assert!(matches!(&repeated, Error::Parse { line: 3, issue: ParseIssue::RowRepeated { first_line: 2 }, .. }), "{repeated}");
+    assert!(
+        matches!(&repeated, Error::Parse { line: 3, issue: ParseIssue::RowRepeated { first_line: 2 }, .. }),
+        "{repeated}"
+    );
     assert!(repeated.to_string().contains("repeats line 2"), "{repeated}");
     let short =
         Split::from_split_file(&fixture("good/split.tsv"), &[data.ratings.clone(), data.ratings.clone()].concat())

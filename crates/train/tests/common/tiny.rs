@@ -7,8 +7,10 @@ use train::{Encoded, Experiment, FittedFeatures, ModelFile, SeenRows, Trainer};
 
 /// A tiny MovieLens-shaped dataset: 8 users, 6 movie rows (two share a title), 240 ratings.
 fn tiny_dataset() -> Dataset {
-    let titles = ["Alpha (1995)", "Beta Gamma (1996)", "Alpha (1995)", "Delta (1997)", "Epsilon Zeta (1994)", "Eta (1993)"];
-    let movies = titles.iter().enumerate().map(|(i, t)| Movie { movie_id: i as u32 + 1, title: t.to_string() }).collect();
+    let titles =
+        ["Alpha (1995)", "Beta Gamma (1996)", "Alpha (1995)", "Delta (1997)", "Epsilon Zeta (1994)", "Eta (1993)"];
+    let movies =
+        titles.iter().enumerate().map(|(i, t)| Movie { movie_id: i as u32 + 1, title: t.to_string() }).collect();
     let ratings = (0..240u32)
         .map(|i| Rating {
             user_id: 1 + i % 8,

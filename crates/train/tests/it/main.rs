@@ -42,4 +42,3 @@ pub fn small_config(seed: u64, epochs: usize) -> ValidTrainConfig {
 pub fn small_trainer(seed: u64, epochs: usize) -> Trainer {
     Trainer::new(small_config(seed, epochs), SMALL.vocabularies())
 }
-

@@ -64,10 +64,13 @@ fn reencode(file: &ModelFile) -> Vec<u8> {
     file.to_bytes()
 }
 
+/// A change to a model file.
+type Edit = Box<dyn Fn(&mut ModelFile)>;
+
 #[test]
 fn files_whose_parts_disagree_are_errors_naming_the_field() {
     let (file, _, _) = tiny_model_file();
-    let cases: Vec<(&str, Box<dyn Fn(&mut ModelFile)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         ("seen[1]", Box::new(|f| f.seen[1].push(1_000))),
         ("seen:", Box::new(|f| f.seen.pop().map(drop).unwrap_or(()))),
         ("query.user.table", Box::new(|f| f.model.query.user.table = Array2::zeros((3, 4)))),
@@ -78,7 +81,10 @@ fn files_whose_parts_disagree_are_errors_naming_the_field() {
                 layer.b = ndarray::Array1::zeros(5);
             }),
         ),
-        ("query.head.layers[0].w", Box::new(|f| f.model.query.head.stack.as_mut().unwrap().layers[0].w[[0, 0]] = f32::NAN)),
+        (
+            "query.head.layers[0].w",
+            Box::new(|f| f.model.query.head.stack.as_mut().unwrap().layers[0].w[[0, 0]] = f32::NAN),
+        ),
         ("config", Box::new(|f| f.config.model.layer_sizes = vec![6, 0])),
         ("query.head.layers[0].w (relu)", Box::new(|f| f.config.model.layer_sizes = vec![7, 4])),
         ("movies", Box::new(|f| f.movies.clear())),
