@@ -81,7 +81,11 @@ impl TwoTower {
     /// `(tensor name, flat index, value)`.
     pub fn first_non_finite(&self) -> Option<(String, usize, f32)> {
         self.weights().into_iter().find_map(|(name, values)| {
-            values.iter().position(|v| v.is_nan() || v.abs() >= WEIGHT_LIMIT).map(|index| (name, index, values[index]))
+            values
+                .iter()
+                .enumerate()
+                .find(|(_, v)| v.is_nan() || v.abs() >= WEIGHT_LIMIT)
+                .map(|(index, &value)| (name, index, value))
         })
     }
 
@@ -135,21 +139,20 @@ impl TwoTower {
         out
     }
 
-    /// Every weight tensor, flattened, by name.
-    fn weights(&self) -> Vec<(String, Vec<f32>)> {
-        let flat = |a: &ndarray::Array2<f32>| a.iter().copied().collect::<Vec<f32>>();
-        let mut out = vec![("query.user.table".to_string(), flat(&self.query.user.table))];
+    /// Every weight tensor, as a flat view, by name (no copies).
+    fn weights(&self) -> Vec<(String, ndarray::ArrayViewD<'_, f32>)> {
+        let mut out = vec![("query.user.table".to_string(), self.query.user.table.view().into_dyn())];
         if let Some(t) = &self.query.timestamp {
-            out.push(("query.timestamp.table".to_string(), flat(&t.table)));
+            out.push(("query.timestamp.table".to_string(), t.table.view().into_dyn()));
         }
-        out.push(("candidate.title.table".to_string(), flat(&self.candidate.title.table)));
+        out.push(("candidate.title.table".to_string(), self.candidate.title.table.view().into_dyn()));
         if let Some(t) = &self.candidate.text {
-            out.push(("candidate.text.table".to_string(), flat(&t.table)));
+            out.push(("candidate.text.table".to_string(), t.table.view().into_dyn()));
         }
         for (tower, head) in [("query", &self.query.head), ("candidate", &self.candidate.head)] {
             for (i, layer) in head.stack.iter().flat_map(|s| s.layers.iter()).enumerate() {
-                out.push((format!("{tower}.head.layers[{i}].w"), flat(&layer.w)));
-                out.push((format!("{tower}.head.layers[{i}].b"), layer.b.to_vec()));
+                out.push((format!("{tower}.head.layers[{i}].w"), layer.w.view().into_dyn()));
+                out.push((format!("{tower}.head.layers[{i}].b"), layer.b.view().into_dyn()));
             }
         }
         out
