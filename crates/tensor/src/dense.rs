@@ -268,8 +268,20 @@ mod tests {
         layer.backward(&mut cache, dy.view(), &mut twice);
         // Two GEMM calls need not round alike (kernels differ by CPU): equal within float tolerance.
         let doubled = (&once.dw * 2.0, &once.db * 2.0);
-        crate::gradcheck::assert_close("dw twice", twice.dw.as_slice().unwrap(), doubled.0.as_slice().unwrap(), 1e-6, 1e-6);
-        crate::gradcheck::assert_close("db twice", twice.db.as_slice().unwrap(), doubled.1.as_slice().unwrap(), 1e-6, 1e-6);
+        crate::gradcheck::assert_close(
+            "dw twice",
+            twice.dw.as_slice().unwrap(),
+            doubled.0.as_slice().unwrap(),
+            1e-6,
+            1e-6,
+        );
+        crate::gradcheck::assert_close(
+            "db twice",
+            twice.db.as_slice().unwrap(),
+            doubled.1.as_slice().unwrap(),
+            1e-6,
+            1e-6,
+        );
     }
 
     #[test]

@@ -187,8 +187,11 @@ impl TrainArgs {
                 report::write_summary(&runs, &staged.path("summary.json"))?;
             }
             let published = staged.publish().with_context(|| format!("publishing {}", base_out.display()))?;
-            let contents =
-                if runs.len() > 1 { "summary.json, seed-*/{metrics.json,model.bin}" } else { "metrics.json, model.bin" };
+            let contents = if runs.len() > 1 {
+                "summary.json, seed-*/{metrics.json,model.bin}"
+            } else {
+                "metrics.json, model.bin"
+            };
             println!("wrote {}/ ({contents})", published.display());
             if matches!(experiment, Experiment::Deep1 | Experiment::Deep2 | Experiment::Deep3) {
                 deep_runs.push((experiment.name().to_string(), runs.swap_remove(0).history));
