@@ -32,6 +32,23 @@ pub enum Error {
         /// The missing file name.
         file: &'static str,
     },
+    /// The directory holds no MovieLens release this crate knows.
+    #[error("{}: no MovieLens files found; expected u.data (100k), ratings.dat (1M, 10M) or ratings.csv (latest, 20M, 25M)", dir.display())]
+    UnknownLayout {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Files that parse but disagree (e.g. a repeated key).
+    #[error("{}: {problem}", dir.display())]
+    Inconsistent {
+        /// The file or directory.
+        dir: PathBuf,
+        /// What disagrees.
+        problem: String,
+    },
+    /// A CSV release file is malformed.
+    #[error(transparent)]
+    Load(#[from] dataset::LoadError),
     /// A data file holds no rows.
     #[error("{}: the file is empty; expected {expected}", path.display())]
     EmptyFile {
@@ -124,6 +141,20 @@ pub enum ParseIssue {
         /// The text found.
         text: String,
     },
+    /// A `.dat` line with the wrong number of `::`-separated fields.
+    DatFieldCount {
+        /// The fields of the format.
+        expected: &'static [&'static str],
+        /// How many the line had.
+        found: usize,
+    },
+    /// A genre flag of `u.item` other than 0 or 1.
+    NotAFlag {
+        /// The genre.
+        genre: &'static str,
+        /// The text found.
+        text: String,
+    },
     /// A split-file row that does not match any rating of `u.data`.
     RowNotInRatings,
     /// A split-file row that repeats an earlier row beyond the number of equal ratings.
@@ -174,6 +205,10 @@ impl fmt::Display for ParseIssue {
             Self::UnknownSplitLabel { text } => {
                 write!(f, "field `split`: expected `train` or `test`, found {text:?}")
             }
+            Self::DatFieldCount { expected, found } => {
+                write!(f, "expected {} fields ({}) separated by \"::\", found {found}", expected.len(), expected.join("::"))
+            }
+            Self::NotAFlag { genre, text } => write!(f, "genre flag `{genre}`: expected 0 or 1, found {text:?}"),
             Self::RowNotInRatings => write!(f, "row matches no rating in u.data"),
             Self::RowRepeated { first_line } => write!(
                 f,

@@ -1,4 +1,6 @@
-//! Typed access to the MovieLens 100k files, as TensorFlow Datasets reads them.
+//! MovieLens, as one adapter to the neutral [`dataset::Dataset`]: every release ([`load`],
+//! auto-detected by [`Release::detect`]), and typed access to the 100k files as TensorFlow
+//! Datasets reads them.
 //!
 //! * [`parse_ratings`] reads `u.data` (tab-separated `user item rating timestamp`).
 //! * [`parse_movies`] reads `u.item` (`|`-separated, **latin-1**); the title is field 1 and is
@@ -22,12 +24,15 @@
 //! ```
 #![warn(missing_docs)]
 
+mod dat;
 mod dataset;
 pub mod download;
 mod error;
 mod parse;
+mod releases;
 pub mod split;
 
 pub use dataset::{Dataset, Movie, Rating};
 pub use error::{Error, ParseIssue};
-pub use parse::{parse_movies, parse_ratings};
+pub use parse::{parse_movies, parse_ratings, GENRES_100K};
+pub use releases::{load, Release};

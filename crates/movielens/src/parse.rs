@@ -67,6 +67,96 @@ pub fn parse_movies(bytes: &[u8], path: &Path) -> Result<Vec<Movie>, Error> {
     Ok(movies)
 }
 
+/// The 19 genres of `u.item`'s flag columns, in the order of the 100k README (and `u.genre`).
+pub const GENRES_100K: [&str; 19] = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+];
+
+/// One `u.item` row with every attribute the neutral dataset keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ItemRow {
+    pub(crate) movie_id: u32,
+    pub(crate) title: String,
+    /// As written (`01-Jan-1995`), possibly empty.
+    pub(crate) release_date: String,
+    pub(crate) genres: Vec<&'static str>,
+}
+
+/// `u.item` with release dates and genre flags (the rules of [`parse_movies`], plus: each flag
+/// is 0 or 1).
+pub(crate) fn parse_item_rows(bytes: &[u8], path: &Path) -> Result<Vec<ItemRow>, Error> {
+    let movies = parse_movies(bytes, path)?;
+    let mut rows = Vec::with_capacity(movies.len());
+    for ((line_idx, line), movie) in lines(bytes).enumerate().zip(movies) {
+        let fail = |issue| Error::Parse { path: path.to_path_buf(), line: line_idx + 1, issue };
+        let text = python_strip_latin1(line);
+        let fields: Vec<&[u8]> = text.split(|&b| b == b'|').collect();
+        let mut genres = Vec::new();
+        for (genre, flag) in GENRES_100K.iter().zip(&fields[5..]) {
+            match *flag {
+                b"1" => genres.push(*genre),
+                b"0" => {}
+                other => return Err(fail(ParseIssue::NotAFlag { genre, text: decode_latin1(other) })),
+            }
+        }
+        rows.push(ItemRow {
+            movie_id: movie.movie_id,
+            title: movie.title,
+            release_date: decode_latin1(fields[2]),
+            genres,
+        });
+    }
+    Ok(rows)
+}
+
+/// `u.user`: `user id | age | gender | occupation | zip code`, as a table keyed by user id.
+pub(crate) fn parse_users_100k(bytes: &[u8], path: &Path) -> Result<dataset::Table, Error> {
+    use dataset::{Column, ColumnType};
+    let (mut keys, mut age) = (Vec::new(), Vec::new());
+    let (mut gender, mut occupation, mut zip) =
+        (Column::empty(ColumnType::String), Column::empty(ColumnType::String), Column::empty(ColumnType::String));
+    for (line_idx, line) in lines(bytes).enumerate() {
+        let fail = |issue| Error::Parse { path: path.to_path_buf(), line: line_idx + 1, issue };
+        check_ascii(line).map_err(fail)?;
+        let text = python_strip_latin1(line);
+        let fields: Vec<&[u8]> = text.split(|&b| b == b'|').collect();
+        if fields.len() != 5 {
+            return Err(fail(ParseIssue::FieldCount { expected: 5, found: fields.len(), separator: '|' }));
+        }
+        keys.push(parse_u32(fields[0], "user_id").map_err(fail)?.to_string());
+        age.push(i64::from(parse_u32(fields[1], "age").map_err(fail)?));
+        gender.push_string(&decode_latin1(fields[2]));
+        occupation.push_string(&decode_latin1(fields[3]));
+        zip.push_string(&decode_latin1(fields[4]));
+    }
+    let columns = vec![
+        ("age".to_string(), Column::Integer(age)),
+        ("gender".to_string(), gender),
+        ("occupation".to_string(), occupation),
+        ("zip".to_string(), zip),
+    ];
+    dataset::Table::new(keys, columns)
+        .map_err(|e| Error::Inconsistent { dir: path.to_path_buf(), problem: e.to_string() })
+}
+
 /// Splits on `\n`, dropping only the empty piece after a final newline.
 pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);

@@ -4,6 +4,7 @@
 
 mod download;
 mod parsing;
+mod releases;
 mod splits;
 
 use std::path::{Path, PathBuf};
