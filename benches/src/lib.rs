@@ -1,7 +1,7 @@
 //! Shared fixtures for the benchmarks: seeded synthetic data shaped like MovieLens 100k, the
 //! deep [64, 32] configuration, and the pure-Rust GEMM used as the no-BLAS comparison.
 
-use movielens::split::Split;
+use dataset::Split;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -1,7 +1,7 @@
 //! Checking a model that came from outside (a file): every tensor's shape against what the
 //! configuration and vocabularies imply, and every weight finite.
 //!
-//! A model is described as a list of named tensors, `("query.user.table", [n_users, dim])`,
+//! A model is described as a list of named tensors, `("query.id.table", [n_query_ids, dim])`,
 //! computed arithmetically from the config (nothing is allocated), and compared with the list
 //! read off the model. The first difference names the tensor.
 
@@ -92,18 +92,18 @@ impl TwoTower {
     /// Every tensor's dimensions, and each layout's part widths, by name.
     pub fn shapes(&self) -> Vec<NamedShape> {
         let Self { query, candidate } = self;
-        let QueryTower { user, timestamp, head, .. } = query;
+        let QueryTower { id, timestamp, head, .. } = query;
         let mut out = vec![
             ("query.layout".to_string(), query.layout().widths().to_vec()),
-            ("query.user.table".to_string(), user.table.shape().to_vec()),
+            ("query.id.table".to_string(), id.table.shape().to_vec()),
         ];
         if let Some(t) = timestamp {
             out.push(("query.timestamp.table".to_string(), t.table.shape().to_vec()));
         }
         head_shapes("query", head, &mut out);
-        let CandidateTower { title, text, head, .. } = candidate;
+        let CandidateTower { id, text, head, .. } = candidate;
         out.push(("candidate.layout".to_string(), candidate.layout().widths().to_vec()));
-        out.push(("candidate.title.table".to_string(), title.table.shape().to_vec()));
+        out.push(("candidate.id.table".to_string(), id.table.shape().to_vec()));
         if let Some(t) = text {
             out.push(("candidate.text.table".to_string(), t.table.shape().to_vec()));
         }
@@ -115,24 +115,24 @@ impl TwoTower {
     pub fn expected_shapes(config: &ValidModelConfig, sizes: &Vocabularies) -> Vec<NamedShape> {
         let dim = config.embedding_dim;
         let query_layout = match config.query_features {
-            QueryFeatures::UserId => vec![dim],
-            QueryFeatures::UserIdAndTimestamp => vec![dim, dim, 1],
+            QueryFeatures::Id => vec![dim],
+            QueryFeatures::IdAndTime => vec![dim, dim, 1],
         };
         let mut out = vec![
             ("query.layout".to_string(), query_layout.clone()),
-            ("query.user.table".to_string(), vec![sizes.n_users, dim]),
+            ("query.id.table".to_string(), vec![sizes.n_query_ids, dim]),
         ];
-        if config.query_features == QueryFeatures::UserIdAndTimestamp {
+        if config.query_features == QueryFeatures::IdAndTime {
             out.push(("query.timestamp.table".to_string(), vec![sizes.n_buckets, dim]));
         }
         expected_head("query", query_layout.iter().sum(), &config.layer_sizes, &mut out);
         let candidate_layout = match config.candidate_features {
-            CandidateFeatures::TitleId => vec![dim],
-            CandidateFeatures::TitleIdAndText => vec![dim, dim],
+            CandidateFeatures::Id => vec![dim],
+            CandidateFeatures::IdAndText => vec![dim, dim],
         };
         out.push(("candidate.layout".to_string(), candidate_layout.clone()));
-        out.push(("candidate.title.table".to_string(), vec![sizes.n_titles, dim]));
-        if config.candidate_features == CandidateFeatures::TitleIdAndText {
+        out.push(("candidate.id.table".to_string(), vec![sizes.n_candidate_ids, dim]));
+        if config.candidate_features == CandidateFeatures::IdAndText {
             out.push(("candidate.text.table".to_string(), vec![sizes.n_tokens, dim]));
         }
         expected_head("candidate", candidate_layout.iter().sum(), &config.layer_sizes, &mut out);
@@ -141,11 +141,11 @@ impl TwoTower {
 
     /// Every weight tensor, as a flat view, by name (no copies).
     fn weights(&self) -> Vec<(String, ndarray::ArrayViewD<'_, f32>)> {
-        let mut out = vec![("query.user.table".to_string(), self.query.user.table.view().into_dyn())];
+        let mut out = vec![("query.id.table".to_string(), self.query.id.table.view().into_dyn())];
         if let Some(t) = &self.query.timestamp {
             out.push(("query.timestamp.table".to_string(), t.table.view().into_dyn()));
         }
-        out.push(("candidate.title.table".to_string(), self.candidate.title.table.view().into_dyn()));
+        out.push(("candidate.id.table".to_string(), self.candidate.id.table.view().into_dyn()));
         if let Some(t) = &self.candidate.text {
             out.push(("candidate.text.table".to_string(), t.table.view().into_dyn()));
         }

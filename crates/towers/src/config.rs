@@ -5,19 +5,19 @@ use serde::{Deserialize, Serialize};
 /// Which features feed the query tower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum QueryFeatures {
-    /// The user-id embedding alone (basic and context-without-timestamps tutorials).
-    UserId,
-    /// User id, timestamp-bucket embedding and normalised timestamp (`UserModel`, 2·dim + 1 wide).
-    UserIdAndTimestamp,
+    /// The query-id embedding alone (the user id in the basic and context-without-timestamps tutorials).
+    Id,
+    /// Query id, time-bucket embedding and normalised time (the tutorials' `UserModel`, 2·dim + 1 wide).
+    IdAndTime,
 }
 
 /// Which features feed the candidate tower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CandidateFeatures {
-    /// The title-id embedding alone (basic tutorial).
-    TitleId,
-    /// Title id and the masked mean of title-token embeddings (`MovieModel`, 2·dim wide).
-    TitleIdAndText,
+    /// The candidate-id embedding alone (the title in the basic tutorial).
+    Id,
+    /// Candidate id and the masked mean of text-token embeddings (the tutorials' `MovieModel`, 2·dim wide).
+    IdAndText,
 }
 
 /// The widest embedding or dense layer accepted (the tutorials use 32 to 128).
@@ -39,13 +39,13 @@ pub struct ModelConfig {
 /// Numbers of rows of the embedding tables, from the fitted features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vocabularies {
-    /// User ids, OOV included.
-    pub n_users: usize,
+    /// Query ids, OOV included.
+    pub n_query_ids: usize,
     /// Timestamp buckets.
     pub n_buckets: usize,
-    /// Titles, OOV included.
-    pub n_titles: usize,
-    /// Title tokens, padding and `[UNK]` included.
+    /// Candidate ids, OOV included.
+    pub n_candidate_ids: usize,
+    /// Text tokens, padding and `[UNK]` included.
     pub n_tokens: usize,
 }
 
@@ -109,16 +109,16 @@ impl ModelConfig {
     /// Width of the query tower's concatenated features.
     pub fn query_width(&self) -> usize {
         match self.query_features {
-            QueryFeatures::UserId => self.embedding_dim,
-            QueryFeatures::UserIdAndTimestamp => 2 * self.embedding_dim + 1,
+            QueryFeatures::Id => self.embedding_dim,
+            QueryFeatures::IdAndTime => 2 * self.embedding_dim + 1,
         }
     }
 
     /// Width of the candidate tower's concatenated features.
     pub fn candidate_width(&self) -> usize {
         match self.candidate_features {
-            CandidateFeatures::TitleId => self.embedding_dim,
-            CandidateFeatures::TitleIdAndText => 2 * self.embedding_dim,
+            CandidateFeatures::Id => self.embedding_dim,
+            CandidateFeatures::IdAndText => 2 * self.embedding_dim,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The two towers of the TFRS tutorials, built from a typed [`ModelConfig`].
 //!
 //! ```text
-//! query:     [user-id emb (32) | timestamp-bucket emb (32) | normalised timestamp (1)] → head
-//! candidate: [title-id emb (32) | masked mean of title-token embs (32)]               → head
+//! query:     [query-id emb (32) | time-bucket emb (32) | normalised time (1)] → head
+//! candidate: [candidate-id emb (32) | masked mean of text-token embs (32)]               → head
 //! ```
 //!
 //! The bracketed parts after the ids are optional ([`QueryFeatures`], [`CandidateFeatures`]);
@@ -13,8 +13,8 @@
 //! ```
 //! use rand::SeedableRng;
 //! use towers::{CandidateFeatures, ModelConfig, QueryFeatures, TwoTower, Vocabularies};
-//! let config = ModelConfig { query_features: QueryFeatures::UserId, candidate_features: CandidateFeatures::TitleId, embedding_dim: 4, layer_sizes: vec![] };
-//! let sizes = Vocabularies { n_users: 10, n_buckets: 3, n_titles: 5, n_tokens: 6 };
+//! let config = ModelConfig { query_features: QueryFeatures::Id, candidate_features: CandidateFeatures::Id, embedding_dim: 4, layer_sizes: vec![] };
+//! let sizes = Vocabularies { n_query_ids: 10, n_buckets: 3, n_candidate_ids: 5, n_tokens: 6 };
 //! let model = TwoTower::new(config.clone().validate().unwrap(), sizes, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
 //! assert_eq!(model.query.out_dim(), 4);
 //! assert!(ModelConfig { layer_sizes: vec![0], ..config }.validate().is_err());
@@ -41,9 +41,9 @@ use serde::{Deserialize, Serialize};
 /// Both towers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TwoTower {
-    /// Maps users (and their context) to query embeddings.
+    /// Maps queries (users and their context) to query embeddings.
     pub query: QueryTower,
-    /// Maps movies to candidate embeddings.
+    /// Maps candidates (items) to candidate embeddings.
     pub candidate: CandidateTower,
 }
 

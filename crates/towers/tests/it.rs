@@ -10,12 +10,12 @@ use towers::{
     QueryBatch, QueryCache, QueryFeatures, QueryGrads, QueryTower, TwoTower, Vocabularies,
 };
 
-const SIZES: Vocabularies = Vocabularies { n_users: 4, n_buckets: 3, n_titles: 5, n_tokens: 6 };
+const SIZES: Vocabularies = Vocabularies { n_query_ids: 4, n_buckets: 3, n_candidate_ids: 5, n_tokens: 6 };
 
 fn full_config(layer_sizes: Vec<usize>) -> ModelConfig {
     ModelConfig {
-        query_features: QueryFeatures::UserIdAndTimestamp,
-        candidate_features: CandidateFeatures::TitleIdAndText,
+        query_features: QueryFeatures::IdAndTime,
+        candidate_features: CandidateFeatures::IdAndText,
         embedding_dim: 3,
         layer_sizes,
     }
@@ -38,7 +38,7 @@ fn with_values(table: &Array2<f32>, v: &[f32]) -> Array2<f32> {
 fn query_tower_gradcheck() {
     let tower = model(vec![4, 2]).query;
     let batch = QueryBatch {
-        users: &[1, 3, 1, 0, 2],
+        ids: &[1, 3, 1, 0, 2],
         buckets: &[2, 0, 2, 1, 1],
         normalized_timestamps: &[0.3, -1.2, 0.8, 0.1, 2.0],
     };
@@ -49,12 +49,12 @@ fn query_tower_gradcheck() {
     let mut grads = QueryGrads::zeros_like(&tower);
     tower.backward(&mut cache, r.view(), &mut grads);
 
-    let num = numeric_gradient(tower.user.table.as_slice().unwrap(), 1e-3, |v| {
+    let num = numeric_gradient(tower.id.table.as_slice().unwrap(), 1e-3, |v| {
         let mut t = tower.clone();
-        t.user.table = with_values(&tower.user.table, v);
+        t.id.table = with_values(&tower.id.table, v);
         loss(&t)
     });
-    assert_close("query user table", grads.user.to_dense().as_slice().unwrap(), &num, 1e-3, 1e-2);
+    assert_close("query user table", grads.id.to_dense().as_slice().unwrap(), &num, 1e-3, 1e-2);
     let bucket_table = &tower.timestamp.as_ref().unwrap().table;
     let num = numeric_gradient(bucket_table.as_slice().unwrap(), 1e-3, |v| {
         let mut t = tower.clone();
@@ -85,7 +85,7 @@ fn candidate_tower_gradcheck() {
     for bag in [&[2u32, 3, 0][..], &[1, 5], &[3, 3, 4], &[5], &[2, 0]] {
         tokens.push(bag);
     }
-    let batch = CandidateBatch { titles: &[4, 1, 4, 0, 2], tokens: &tokens };
+    let batch = CandidateBatch { ids: &[4, 1, 4, 0, 2], tokens: &tokens };
     let r = projection((5, 2), &mut ChaCha8Rng::seed_from_u64(43));
     let loss = |t: &CandidateTower| dot(t.forward(&batch, &mut CandidateCache::default()), &r);
     let mut cache = CandidateCache::default();
@@ -93,12 +93,12 @@ fn candidate_tower_gradcheck() {
     let mut grads = CandidateGrads::zeros_like(&tower);
     tower.backward(&mut cache, r.view(), &mut grads);
 
-    let num = numeric_gradient(tower.title.table.as_slice().unwrap(), 1e-3, |v| {
+    let num = numeric_gradient(tower.id.table.as_slice().unwrap(), 1e-3, |v| {
         let mut t = tower.clone();
-        t.title.table = with_values(&tower.title.table, v);
+        t.id.table = with_values(&tower.id.table, v);
         loss(&t)
     });
-    assert_close("candidate title table", grads.title.to_dense().as_slice().unwrap(), &num, 1e-3, 1e-2);
+    assert_close("candidate title table", grads.id.to_dense().as_slice().unwrap(), &num, 1e-3, 1e-2);
     let token_table = &tower.text.as_ref().unwrap().table;
     let num = numeric_gradient(token_table.as_slice().unwrap(), 1e-3, |v| {
         let mut t = tower.clone();
@@ -132,8 +132,8 @@ fn output_widths_follow_the_config() {
     let with_head = model(vec![8, 5]);
     assert_eq!((with_head.query.out_dim(), with_head.candidate.out_dim()), (5, 5));
     let basic = ModelConfig {
-        query_features: QueryFeatures::UserId,
-        candidate_features: CandidateFeatures::TitleId,
+        query_features: QueryFeatures::Id,
+        candidate_features: CandidateFeatures::Id,
         embedding_dim: 32,
         layer_sizes: vec![],
     };

@@ -38,42 +38,42 @@ impl Shuffler {
 /// The feature columns of one batch, in reusable buffers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BatchColumns {
-    pub users: Vec<u32>,
+    pub query_ids: Vec<u32>,
     pub buckets: Vec<u32>,
     pub normalized_timestamps: Vec<f32>,
-    pub movie_rows: Vec<u32>,
-    pub titles: Vec<u32>,
+    pub candidate_rows: Vec<u32>,
+    pub candidate_ids: Vec<u32>,
     pub tokens: Bags,
     pub probabilities: Vec<f32>,
 }
 
 impl BatchColumns {
-    /// Gathers the columns of ratings `rows`; `title_probability` feeds the logQ correction.
-    pub fn fill(&mut self, data: &Encoded, rows: &[usize], title_probability: Option<&[f32]>) {
-        self.users.clear();
+    /// Gathers the columns of ratings `rows`; `candidate_probability` feeds the logQ correction.
+    pub fn fill(&mut self, data: &Encoded, rows: &[usize], candidate_probability: Option<&[f32]>) {
+        self.query_ids.clear();
         self.buckets.clear();
         self.normalized_timestamps.clear();
-        self.movie_rows.clear();
+        self.candidate_rows.clear();
         for &r in rows {
-            self.users.push(data.user[r]);
+            self.query_ids.push(data.query[r]);
             self.buckets.push(data.bucket[r]);
             self.normalized_timestamps.push(data.normalized_timestamp[r]);
-            self.movie_rows.push(data.movie_row[r]);
+            self.candidate_rows.push(data.candidate_row[r]);
         }
-        self.titles.clear();
-        self.titles.extend(self.movie_rows.iter().map(|&m| data.movie_title[m as usize]));
-        data.fill_bags(self.movie_rows.iter().copied(), &mut self.tokens);
+        self.candidate_ids.clear();
+        self.candidate_ids.extend(self.candidate_rows.iter().map(|&m| data.candidate_id[m as usize]));
+        data.fill_bags(self.candidate_rows.iter().copied(), &mut self.tokens);
         self.probabilities.clear();
-        if let Some(p) = title_probability {
-            self.probabilities.extend(self.titles.iter().map(|&t| p[t as usize]));
+        if let Some(p) = candidate_probability {
+            self.probabilities.extend(self.candidate_ids.iter().map(|&t| p[t as usize]));
         }
     }
 
     pub fn query(&self) -> QueryBatch<'_> {
-        QueryBatch { users: &self.users, buckets: &self.buckets, normalized_timestamps: &self.normalized_timestamps }
+        QueryBatch { ids: &self.query_ids, buckets: &self.buckets, normalized_timestamps: &self.normalized_timestamps }
     }
 
     pub fn candidate(&self) -> CandidateBatch<'_> {
-        CandidateBatch { titles: &self.titles, tokens: &self.tokens }
+        CandidateBatch { ids: &self.candidate_ids, tokens: &self.tokens }
     }
 }

@@ -53,16 +53,16 @@ pub struct SeenRows {
 impl SeenRows {
     /// Collects the rows from the training ratings.
     pub fn new(data: &Encoded, train_rows: &[usize]) -> Self {
-        let n_users = data.user.iter().copied().max().map_or(0, |m| m as usize + 1);
-        let n_titles = data.movie_title.iter().copied().max().map_or(0, |m| m as usize + 1);
-        let mut rows_of_title: Vec<Vec<u32>> = vec![Vec::new(); n_titles];
-        for (row, &title) in data.movie_title.iter().enumerate() {
+        let n_query_ids = data.query.iter().copied().max().map_or(0, |m| m as usize + 1);
+        let n_candidate_ids = data.candidate_id.iter().copied().max().map_or(0, |m| m as usize + 1);
+        let mut rows_of_title: Vec<Vec<u32>> = vec![Vec::new(); n_candidate_ids];
+        for (row, &title) in data.candidate_id.iter().enumerate() {
             rows_of_title[title as usize].push(row as u32);
         }
-        let mut per_user: Vec<Vec<u32>> = vec![Vec::new(); n_users];
+        let mut per_user: Vec<Vec<u32>> = vec![Vec::new(); n_query_ids];
         for &r in train_rows {
-            let title = data.movie_title[data.movie_row[r] as usize];
-            per_user[data.user[r] as usize].extend(&rows_of_title[title as usize]);
+            let title = data.candidate_id[data.candidate_row[r] as usize];
+            per_user[data.query[r] as usize].extend(&rows_of_title[title as usize]);
         }
         for rows in &mut per_user {
             rows.sort_unstable();
@@ -80,8 +80,8 @@ impl SeenRows {
 /// Candidate embeddings of every catalogue row, `(n_movies, d)`.
 pub fn embed_catalogue(model: &TwoTower, data: &Encoded, cache: &mut CandidateCache) -> Array2<f32> {
     let mut columns = BatchColumns::default();
-    columns.titles.clone_from(&data.movie_title);
-    data.fill_bags(0..data.n_movies() as u32, &mut columns.tokens);
+    columns.candidate_ids.clone_from(&data.candidate_id);
+    data.fill_bags(0..data.n_candidates() as u32, &mut columns.tokens);
     model.candidate.forward(&columns.candidate(), cache).to_owned()
 }
 
@@ -107,8 +107,8 @@ pub fn evaluate_split(model: &TwoTower, data: &Encoded, rows: &[usize], seen: &S
 /// The popularity baseline on ratings `rows`: every query scores each movie by its number of
 /// training ratings (by title).
 pub fn popularity_split(data: &Encoded, train_rows: &[usize], rows: &[usize], seen: &SeenRows) -> SplitReport {
-    let counts = popularity_scores(&data.movie_title, train_rows.iter().map(|&r| data.movie_row[r]));
-    let catalogue = counts.into_shape_with_order((data.n_movies(), 1)).expect("one column");
+    let counts = popularity_scores(&data.candidate_id, train_rows.iter().map(|&r| data.candidate_row[r]));
+    let catalogue = counts.into_shape_with_order((data.n_candidates(), 1)).expect("one column");
     let queries = Array2::ones((rows.len(), 1));
     report(queries.view(), catalogue.view(), data, rows, seen)
 }
@@ -120,13 +120,13 @@ fn report(
     rows: &[usize],
     seen: &SeenRows,
 ) -> SplitReport {
-    let true_rows: Vec<u32> = rows.iter().map(|&r| data.movie_row[r]).collect();
+    let true_rows: Vec<u32> = rows.iter().map(|&r| data.candidate_row[r]).collect();
     let exclusions: Vec<Vec<u32>> = rows
         .iter()
         .map(|&r| {
             // Never exclude the true movie itself (or its duplicate-title rows).
-            let title = data.movie_title[data.movie_row[r] as usize];
-            seen.of(data.user[r]).iter().copied().filter(|&row| data.movie_title[row as usize] != title).collect()
+            let title = data.candidate_id[data.candidate_row[r] as usize];
+            seen.of(data.query[r]).iter().copied().filter(|&row| data.candidate_id[row as usize] != title).collect()
         })
         .collect();
     let metrics = |ranks: &[u32]| {

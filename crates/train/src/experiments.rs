@@ -48,13 +48,13 @@ impl Experiment {
     pub fn config(self, seed: u64) -> TrainConfig {
         let rich = |query_features, layer_sizes: Vec<usize>| ModelConfig {
             query_features,
-            candidate_features: CandidateFeatures::TitleIdAndText,
+            candidate_features: CandidateFeatures::IdAndText,
             embedding_dim: 32,
             layer_sizes,
         };
         let base = TrainConfig {
             name: self.name().to_string(),
-            model: rich(QueryFeatures::UserIdAndTimestamp, vec![32]),
+            model: rich(QueryFeatures::IdAndTime, vec![32]),
             batch_size: 2048,
             epochs: 3,
             learning_rate: 0.1,
@@ -67,7 +67,7 @@ impl Experiment {
             shuffle: Shuffle::EachEpoch,
         };
         let deep = |layer_sizes| TrainConfig {
-            model: rich(QueryFeatures::UserIdAndTimestamp, layer_sizes),
+            model: rich(QueryFeatures::IdAndTime, layer_sizes),
             epochs: 300,
             validation_freq: Some(5),
             ..base.clone()
@@ -75,8 +75,8 @@ impl Experiment {
         match self {
             Self::Basic => TrainConfig {
                 model: ModelConfig {
-                    query_features: QueryFeatures::UserId,
-                    candidate_features: CandidateFeatures::TitleId,
+                    query_features: QueryFeatures::Id,
+                    candidate_features: CandidateFeatures::Id,
                     embedding_dim: 32,
                     layer_sizes: vec![],
                 },
@@ -85,7 +85,7 @@ impl Experiment {
                 shuffle: Shuffle::Once,
                 ..base
             },
-            Self::Context => TrainConfig { model: rich(QueryFeatures::UserId, vec![32]), ..base },
+            Self::Context => TrainConfig { model: rich(QueryFeatures::Id, vec![32]), ..base },
             Self::ContextTimestamps => base,
             Self::Deep1 => deep(vec![32]),
             Self::Deep2 => deep(vec![64, 32]),

@@ -3,10 +3,10 @@
 //! `tensor`, `towers`, `retrieval`, `optim` and `eval`.
 //!
 //! ```text
-//! Dataset ──FittedFeatures::fit──▶ Encoded (index columns per rating and per movie row)
+//! dataset::Dataset ──FittedFeatures::fit──▶ Encoded (index columns per interaction and per catalogue row)
 //!         ──Trainer::fit──▶ epochs of shuffled batches:
 //!              towers forward → in-batch softmax → towers backward → Adagrad (dense + row-sparse)
-//!         ──evaluate──▶ factorized top-k over the 1682-row catalogue (+ seen-filtered, popularity)
+//!         ──evaluate──▶ factorized top-k over the whole catalogue (+ seen-filtered, popularity)
 //! ```
 //!
 //! ```
@@ -32,11 +32,11 @@ mod trainer;
 
 pub use batch::Shuffler;
 pub use config::{ConfigError, Shuffle, TrainConfig, ValidTrainConfig, MAX_BATCH_SIZE, MAX_EPOCHS};
-pub use encode::{Encoded, FittedFeatures};
+pub use encode::{check_inputs, Encoded, FeatureColumns, FeatureError, FittedFeatures, InputError};
 pub use evaluate::{embed_catalogue, embed_queries, evaluate_split, popularity_split, Metrics, SeenRows, SplitReport};
 pub use experiments::Experiment;
 pub use guard::{TrainError, GRADIENT_LIMIT};
-pub use model_file::{seal, ModelFile, ModelFileError, FORMAT_VERSION, HEADER_LEN};
+pub use model_file::{seal, CatalogueRow, ModelFile, ModelFileError, FORMAT_VERSION, HEADER_LEN};
 pub use optimizer::ModelOptState;
 pub use retriever::{QueryError, Recommendation, Retriever, UserQuery};
 pub use trainer::{BatchProgress, EpochRecord, Observer, Trainer};

@@ -24,10 +24,11 @@ use bincode::Options;
 use serde::{Deserialize, Serialize};
 use towers::TwoTower;
 
-use movielens::Dataset;
+use dataset::Dataset;
 
+use crate::encode::candidate_strings;
 use crate::fs::write_atomic;
-use crate::{FittedFeatures, SeenRows, TrainConfig};
+use crate::{FeatureError, FittedFeatures, SeenRows, TrainConfig};
 
 const MAGIC: &[u8; 8] = b"TWOTOWER";
 /// Bumped whenever the layout or [`ModelFile`]'s encoding changes.
@@ -44,10 +45,29 @@ pub struct ModelFile {
     pub features: FittedFeatures,
     /// Both towers.
     pub model: TwoTower,
-    /// The catalogue, in `u.item` order: movie id and title per row.
-    pub movies: Vec<(u32, String)>,
-    /// Per user index: the catalogue rows rated in training (excluded from recommendations by default).
+    /// The catalogue, one entry per candidate row, in table order.
+    pub catalogue: Vec<CatalogueRow>,
+    /// Per query-id index: the catalogue rows interacted with in training (excluded from
+    /// recommendations by default).
     pub seen: Vec<Vec<u32>>,
+}
+
+/// What the model needs of one candidate to embed and show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueRow {
+    /// The candidate key in the source data.
+    pub key: String,
+    /// Its identity for the id embedding (the key, or e.g. the title).
+    pub id: String,
+    /// Its text, when the model has a text feature.
+    pub text: Option<String>,
+}
+
+impl CatalogueRow {
+    /// What to show for it: the text if any, else the key.
+    pub fn display(&self) -> &str {
+        self.text.as_deref().unwrap_or(&self.key)
+    }
 }
 
 /// Why a model file could not be written or read.
@@ -126,17 +146,27 @@ fn codec(limit: u64) -> impl Options {
 
 impl ModelFile {
     /// What a training run saves: its configuration, features and towers, the catalogue of
-    /// `dataset`, and each user's training rows from `seen`.
+    /// `data`, and each query's training rows from `seen`.
+    ///
+    /// # Errors
+    /// [`FeatureError`] when the feature columns are not in `data` (as when fitting).
     pub fn new(
         config: TrainConfig,
         features: FittedFeatures,
         model: TwoTower,
-        dataset: &Dataset,
+        data: &Dataset,
         seen: &SeenRows,
-    ) -> Self {
-        let seen = (0..features.users.len() as u32).map(|u| seen.of(u).to_vec()).collect();
-        let movies = dataset.movies.iter().map(|m| (m.movie_id, m.title.clone())).collect();
-        Self { config, features, model, movies, seen }
+    ) -> Result<Self, FeatureError> {
+        let (ids, text) = candidate_strings(data, &features.columns)?;
+        let catalogue = (0..ids.len())
+            .map(|row| CatalogueRow {
+                key: data.candidates.key(row as u32).to_string(),
+                id: ids[row].to_string(),
+                text: text.as_ref().map(|t| t[row].to_string()),
+            })
+            .collect();
+        let seen = (0..features.query_ids.len() as u32).map(|u| seen.of(u).to_vec()).collect();
+        Ok(Self { config, features, model, catalogue, seen })
     }
 
     /// The file's bytes: header, then payload.
@@ -208,16 +238,26 @@ impl ModelFile {
         self.features.check().map_err(|e| format!("features: {e}"))?;
         let sizes = self.features.vocabularies();
         self.model.check(config.model(), &sizes).map_err(|e| format!("model: {e}"))?;
-        if self.movies.is_empty() {
-            return Err("movies: the catalogue is empty".to_string());
+        if self.catalogue.is_empty() {
+            return Err("catalogue: empty".to_string());
         }
-        if self.seen.len() != sizes.n_users {
-            return Err(format!("seen: {} lists, expected one per user index ({})", self.seen.len(), sizes.n_users));
+        let has_text = self.features.columns.candidate_text.is_some();
+        if let Some(row) = self.catalogue.iter().position(|c| c.text.is_some() != has_text) {
+            return Err(format!(
+                "catalogue[{row}]: text present where the features have none, or missing where they have"
+            ));
         }
-        let n_movies = self.movies.len();
-        for (user, rows) in self.seen.iter().enumerate() {
-            if let Some(row) = rows.iter().find(|&&row| row as usize >= n_movies) {
-                return Err(format!("seen[{user}]: catalogue row {row}, expected below {n_movies}"));
+        if self.seen.len() != sizes.n_query_ids {
+            return Err(format!(
+                "seen: {} lists, expected one per query-id index ({})",
+                self.seen.len(),
+                sizes.n_query_ids
+            ));
+        }
+        let n_rows = self.catalogue.len();
+        for (query, rows) in self.seen.iter().enumerate() {
+            if let Some(row) = rows.iter().find(|&&row| row as usize >= n_rows) {
+                return Err(format!("seen[{query}]: catalogue row {row}, expected below {n_rows}"));
             }
         }
         Ok(())

@@ -17,14 +17,14 @@ pub struct ModelOptState {
 
 #[derive(Debug, Clone, PartialEq)]
 struct QueryState {
-    user: AdagradState<Ix2>,
+    id: AdagradState<Ix2>,
     timestamp: Option<AdagradState<Ix2>>,
     head: HeadState,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 struct CandidateState {
-    title: AdagradState<Ix2>,
+    id: AdagradState<Ix2>,
     text: Option<AdagradState<Ix2>>,
     head: HeadState,
 }
@@ -39,16 +39,16 @@ impl ModelOptState {
     /// Fresh accumulators (all at `initial_accumulator_value`).
     pub fn new(model: &TwoTower, adagrad: &Adagrad) -> Self {
         let TwoTower { query, candidate } = model;
-        let QueryTower { user, timestamp, head: query_head, .. } = query;
-        let CandidateTower { title, text, head: candidate_head, .. } = candidate;
+        let QueryTower { id: query_id, timestamp, head: query_head, .. } = query;
+        let CandidateTower { id: candidate_id, text, head: candidate_head, .. } = candidate;
         Self {
             query: QueryState {
-                user: AdagradState::new(&user.table, adagrad),
+                id: AdagradState::new(&query_id.table, adagrad),
                 timestamp: timestamp.as_ref().map(|t| AdagradState::new(&t.table, adagrad)),
                 head: HeadState::new(query_head, adagrad),
             },
             candidate: CandidateState {
-                title: AdagradState::new(&title.table, adagrad),
+                id: AdagradState::new(&candidate_id.table, adagrad),
                 text: text.as_ref().map(|t| AdagradState::new(&t.table, adagrad)),
                 head: HeadState::new(candidate_head, adagrad),
             },
@@ -58,16 +58,16 @@ impl ModelOptState {
     /// The first accumulator holding NaN or ∞ (a gradient whose square overflowed f32), by name.
     pub fn first_non_finite(&self) -> Option<&'static str> {
         let Self { query, candidate } = self;
-        let QueryState { user, timestamp, head: query_head } = query;
-        let CandidateState { title, text, head: candidate_head } = candidate;
+        let QueryState { id: query_id, timestamp, head: query_head } = query;
+        let CandidateState { id: candidate_id, text, head: candidate_head } = candidate;
         let bad2 = |s: &AdagradState<Ix2>| s.accumulator.iter().any(|v| !v.is_finite());
         let bad_head =
             |h: &HeadState| h.layers.iter().any(|(w, b)| bad2(w) || b.accumulator.iter().any(|v| !v.is_finite()));
         [
-            ("query.user", bad2(user)),
+            ("query.id", bad2(query_id)),
             ("query.timestamp", timestamp.as_ref().is_some_and(bad2)),
             ("query.head", bad_head(query_head)),
-            ("candidate.title", bad2(title)),
+            ("candidate.id", bad2(candidate_id)),
             ("candidate.text", text.as_ref().is_some_and(bad2)),
             ("candidate.head", bad_head(candidate_head)),
         ]
@@ -94,9 +94,9 @@ impl ModelOptState {
 
 impl QueryState {
     fn step(&mut self, adagrad: &Adagrad, tower: &mut QueryTower, grads: &QueryGrads) {
-        let QueryTower { user, timestamp, head, .. } = tower;
-        let QueryGrads { user: d_user, timestamp: d_timestamp, head: d_head } = grads;
-        adagrad.step_rows(&mut user.table, d_user, &mut self.user);
+        let QueryTower { id, timestamp, head, .. } = tower;
+        let QueryGrads { id: d_id, timestamp: d_timestamp, head: d_head } = grads;
+        adagrad.step_rows(&mut id.table, d_id, &mut self.id);
         if let (Some(t), Some(dt), Some(s)) = (timestamp, d_timestamp, &mut self.timestamp) {
             adagrad.step_rows(&mut t.table, dt, s);
         }
@@ -106,9 +106,9 @@ impl QueryState {
 
 impl CandidateState {
     fn step(&mut self, adagrad: &Adagrad, tower: &mut CandidateTower, grads: &CandidateGrads) {
-        let CandidateTower { title, text, head, .. } = tower;
-        let CandidateGrads { title: d_title, text: d_text, head: d_head } = grads;
-        adagrad.step_rows(&mut title.table, d_title, &mut self.title);
+        let CandidateTower { id, text, head, .. } = tower;
+        let CandidateGrads { id: d_id, text: d_text, head: d_head } = grads;
+        adagrad.step_rows(&mut id.table, d_id, &mut self.id);
         if let (Some(t), Some(dt), Some(s)) = (text, d_text, &mut self.text) {
             adagrad.step_rows(&mut t.table, dt, s);
         }

@@ -23,10 +23,10 @@ pub struct Retriever {
 pub struct Recommendation {
     /// The catalogue row.
     pub row: u32,
-    /// The item's id in the source data.
-    pub item_id: u32,
-    /// Its display title.
-    pub title: String,
+    /// The candidate key in the source data.
+    pub key: String,
+    /// What to show: its text (e.g. the title), else its key.
+    pub name: String,
     /// Its exact score `q·c`.
     pub score: f32,
 }
@@ -77,18 +77,19 @@ pub enum QueryError {
 impl Retriever {
     /// Embeds the catalogue of a (validated) model file.
     pub fn new(file: ModelFile) -> Self {
-        let titles: Vec<u32> = file.movies.iter().map(|(_, t)| file.features.titles.lookup(t)).collect();
+        let ids: Vec<u32> = file.catalogue.iter().map(|c| file.features.candidate_ids.lookup(&c.id)).collect();
         let mut bags = Bags::default();
-        for (_, title) in &file.movies {
-            bags.push(&file.features.text.encode(title));
+        for row in &file.catalogue {
+            bags.push(&row.text.as_deref().map(|t| file.features.text.encode(t)).unwrap_or_default());
         }
         let catalogue: Array2<f32> = file
             .model
             .candidate
-            .forward(&CandidateBatch { titles: &titles, tokens: &bags }, &mut CandidateCache::default())
+            .forward(&CandidateBatch { ids: &ids, tokens: &bags }, &mut CandidateCache::default())
             .to_owned();
-        let ids: Vec<u32> = file.movies.iter().map(|(id, _)| *id).collect();
-        let index = BruteForceIndex::new(catalogue, ids);
+        // The index names rows by their catalogue row, so exclusions are rows too.
+        let rows: Vec<u32> = (0..file.catalogue.len() as u32).collect();
+        let index = BruteForceIndex::new(catalogue, rows);
         Self { file, index }
     }
 
@@ -107,9 +108,9 @@ impl Retriever {
     /// # Errors
     /// [`QueryError::UnknownUser`].
     pub fn user_index(&self, user: &str) -> Result<u32, QueryError> {
-        match self.file.features.users.lookup(user) {
+        match self.file.features.query_ids.lookup(user) {
             features::OOV_INDEX => {
-                Err(QueryError::UnknownUser { user: user.to_string(), n_known: self.file.features.users.len() - 1 })
+                Err(QueryError::UnknownUser { user: user.to_string(), n_known: self.file.features.query_ids.len() - 1 })
             }
             index => Ok(index),
         }
@@ -130,13 +131,12 @@ impl Retriever {
             None => features.max_timestamp,
         };
         let batch = QueryBatch {
-            users: &[user],
+            ids: &[user],
             buckets: &[features.buckets.bucketize(at)],
             normalized_timestamps: &[features.normalizer.normalize(at)],
         };
         let embedded = self.file.model.query.forward(&batch, &mut QueryCache::default()).to_owned();
-        let exclusions = (!query.include_seen)
-            .then(|| vec![self.seen(user).iter().map(|&row| self.file.movies[row as usize].0).collect::<Vec<u32>>()]);
+        let exclusions = (!query.include_seen).then(|| vec![self.seen(user).to_vec()]);
         let top = self.index.top_k(embedded.view(), query.k, exclusions.as_deref());
         let best = &top[0];
         Ok(best
@@ -144,8 +144,8 @@ impl Retriever {
             .iter()
             .zip(&best.scores)
             .map(|(&row, &score)| {
-                let (item_id, title) = &self.file.movies[row as usize];
-                Recommendation { row, item_id: *item_id, title: title.clone(), score }
+                let item = &self.file.catalogue[row as usize];
+                Recommendation { row, key: item.key.clone(), name: item.display().to_string(), score }
             })
             .collect())
     }

@@ -12,8 +12,8 @@ use crate::Encoded;
 /// The shape of a synthetic dataset.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SyntheticSpec {
-    /// Users (indices 1..=n_users; 0 stays the OOV row).
-    pub n_users: usize,
+    /// Users (indices 1..=n_query_ids; 0 stays the OOV row).
+    pub n_query_ids: usize,
     /// Catalogue rows, each its own title (indices 1..=n_movies).
     pub n_movies: usize,
     /// Ratings.
@@ -31,7 +31,7 @@ pub struct SyntheticSpec {
 impl SyntheticSpec {
     /// MovieLens 100k's sizes (943 users, 1682 movies, 100 000 ratings, 2468 tokens, 1001 buckets).
     pub const MOVIELENS_100K: Self = Self {
-        n_users: 943,
+        n_query_ids: 943,
         n_movies: 1682,
         n_ratings: 100_000,
         n_tokens: 2468,
@@ -43,9 +43,9 @@ impl SyntheticSpec {
     /// Table sizes for the towers.
     pub fn vocabularies(&self) -> Vocabularies {
         Vocabularies {
-            n_users: self.n_users + 1,
+            n_query_ids: self.n_query_ids + 1,
             n_buckets: self.n_buckets,
-            n_titles: self.n_movies + 1,
+            n_candidate_ids: self.n_movies + 1,
             n_tokens: self.n_tokens,
         }
     }
@@ -54,7 +54,7 @@ impl SyntheticSpec {
     pub fn generate(&self, seed: u64) -> Encoded {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let group_size = self.n_movies.div_ceil(self.n_groups);
-        let movie_tokens: Vec<Vec<u32>> = (0..self.n_movies)
+        let candidate_tokens: Vec<Vec<u32>> = (0..self.n_movies)
             .map(|m| {
                 // One token shared by the group, plus a few random ones.
                 let group_token = 2 + (m / group_size) as u32 % (self.n_tokens as u32 - 2);
@@ -63,16 +63,16 @@ impl SyntheticSpec {
             })
             .collect();
         let mut data = Encoded {
-            user: Vec::with_capacity(self.n_ratings),
+            query: Vec::with_capacity(self.n_ratings),
             bucket: Vec::with_capacity(self.n_ratings),
             normalized_timestamp: Vec::with_capacity(self.n_ratings),
-            movie_row: Vec::with_capacity(self.n_ratings),
-            movie_title: (1..=self.n_movies as u32).collect(),
-            movie_tokens,
-            movie_name: (0..self.n_movies).map(|m| format!("movie {m}")).collect(),
+            candidate_row: Vec::with_capacity(self.n_ratings),
+            candidate_id: (1..=self.n_movies as u32).collect(),
+            candidate_tokens,
+            candidate_name: (0..self.n_movies).map(|m| format!("movie {m}")).collect(),
         };
         for _ in 0..self.n_ratings {
-            let user = rng.random_range(1..=self.n_users as u32);
+            let user = rng.random_range(1..=self.n_query_ids as u32);
             let group = user as usize % self.n_groups;
             // Skewed popularity: the cube of a uniform favours low offsets.
             let skewed = |rng: &mut ChaCha8Rng, n: usize| ((rng.random::<f64>().powi(3)) * n as f64) as usize;
@@ -81,10 +81,10 @@ impl SyntheticSpec {
             } else {
                 skewed(&mut rng, self.n_movies)
             };
-            data.user.push(user);
+            data.query.push(user);
             data.bucket.push(rng.random_range(1..self.n_buckets as u32));
             data.normalized_timestamp.push(rng.random_range(-1.7f32..1.8));
-            data.movie_row.push(movie as u32);
+            data.candidate_row.push(movie as u32);
         }
         data
     }

@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use movielens::split::Split;
+use dataset::Split;
 use optim::{Adagrad, AdagradConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -106,17 +106,17 @@ impl Trainer {
         &self.config
     }
 
-    /// One Adagrad step on ratings `rows`; returns the batch's summed loss. `title_probability`
+    /// One Adagrad step on ratings `rows`; returns the batch's summed loss. `candidate_probability`
     /// (per title index) turns on the logQ correction; `grads` are reused buffers from
     /// [`Self::new_grads`].
     pub fn step(
         &mut self,
         data: &Encoded,
         rows: &[usize],
-        title_probability: Option<&[f32]>,
+        candidate_probability: Option<&[f32]>,
         grads: &mut (QueryGrads, CandidateGrads),
     ) -> f32 {
-        self.step_with_ranks(data, rows, title_probability, grads, None)
+        self.step_with_ranks(data, rows, candidate_probability, grads, None)
     }
 
     /// [`Self::step`], also recording each example's factorized rank over `catalogue` (computed
@@ -125,12 +125,12 @@ impl Trainer {
         &mut self,
         data: &Encoded,
         rows: &[usize],
-        title_probability: Option<&[f32]>,
+        candidate_probability: Option<&[f32]>,
         grads: &mut (QueryGrads, CandidateGrads),
         ranks: Option<(&ndarray::Array2<f32>, &mut eval::FactorizedTopK)>,
     ) -> f32 {
         let StepBuffers { columns, query_cache, candidate_cache, loss, .. } = &mut self.buffers;
-        columns.fill(data, rows, title_probability);
+        columns.fill(data, rows, candidate_probability);
         // The towers are independent: each runs on its own thread.
         let model = &self.model;
         let (queries, candidates) = rayon::join(
@@ -138,15 +138,15 @@ impl Trainer {
             || model.candidate.forward(&columns.candidate(), candidate_cache),
         );
         if let Some((catalogue, metric)) = ranks {
-            metric.update(&eval::true_rank(queries, catalogue.view(), &columns.movie_rows, None));
+            metric.update(&eval::true_rank(queries, catalogue.view(), &columns.candidate_rows, None));
         }
         let batch = Batch {
             query: queries,
             candidate: candidates,
             sample_weight: None,
-            candidate_sampling_probability: title_probability.map(|_| &columns.probabilities[..]),
+            candidate_sampling_probability: candidate_probability.map(|_| &columns.probabilities[..]),
             accidental_hits: if self.config.remove_accidental_hits {
-                AccidentalHits::Remove { candidate_ids: &columns.titles }
+                AccidentalHits::Remove { candidate_ids: &columns.candidate_ids }
             } else {
                 AccidentalHits::Keep
             },
@@ -169,17 +169,18 @@ impl Trainer {
         (QueryGrads::zeros_like(&self.model.query), CandidateGrads::zeros_like(&self.model.candidate))
     }
 
-    /// Each title's share of the training interactions, `(n_titles)`, for the logQ correction.
-    pub fn title_probability(data: &Encoded, train_rows: &[usize], n_titles: usize) -> Vec<f32> {
-        let mut counts = vec![0u64; n_titles];
+    /// Each title's share of the training interactions, `(n_candidate_ids)`, for the logQ correction.
+    pub fn candidate_probability(data: &Encoded, train_rows: &[usize], n_candidate_ids: usize) -> Vec<f32> {
+        let mut counts = vec![0u64; n_candidate_ids];
         for &r in train_rows {
-            counts[data.movie_title[data.movie_row[r] as usize] as usize] += 1;
+            counts[data.candidate_id[data.candidate_row[r] as usize] as usize] += 1;
         }
         let total = train_rows.len().max(1) as f64;
         counts.iter().map(|&c| (c as f64 / total) as f32).collect()
     }
 
-    /// Trains for `config.epochs` epochs on `split.train`, validating on `split.test` as configured.
+    /// Trains for `config.epochs` epochs on `split.train`, validating as configured on
+    /// `split.validation` when it is not empty, else on `split.test`.
     ///
     /// # Errors
     /// [`TrainError`] for a split too small to train or test on, and as soon as the loss, a
@@ -197,8 +198,9 @@ impl Trainer {
         if split.test.is_empty() {
             return Err(TrainError::NoTestRows);
         }
+        let validation_rows = if split.validation.is_empty() { &split.test } else { &split.validation };
         let probability =
-            self.config.logq.then(|| Self::title_probability(data, &split.train, self.model.candidate.title.n_rows()));
+            self.config.logq.then(|| Self::candidate_probability(data, &split.train, self.model.candidate.id.n_rows()));
         let seen = SeenRows::new(data, &split.train);
         let mut shuffler = Shuffler::new(&split.train, self.config.shuffle, self.config.seed);
         let mut grads = self.new_grads();
@@ -241,7 +243,7 @@ impl Trainer {
             let train_seconds = started.elapsed().as_secs_f64();
             let eval_started = Instant::now();
             let validation =
-                self.config.validates_after(epoch).then(|| evaluate_split(&self.model, data, &split.test, &seen));
+                self.config.validates_after(epoch).then(|| evaluate_split(&self.model, data, validation_rows, &seen));
             let record = EpochRecord {
                 epoch,
                 loss_sum,

@@ -8,7 +8,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use movielens::split::Split;
+use dataset::Split;
 use train::synthetic::SyntheticSpec;
 use train::{Experiment, Trainer};
 

@@ -98,7 +98,7 @@ fn mutated_model_files_are_errors_or_serve_never_panic() {
             }
             Ok(file) => {
                 // A file that loads is consistent: serving it cannot panic.
-                let user = file.features.users.entries().first().cloned().unwrap();
+                let user = file.features.query_ids.entries().first().cloned().unwrap();
                 let retriever = Retriever::new(file);
                 retriever.recommend(&UserQuery { user: &user, at: None, k: 3, include_seen: false }).unwrap();
                 loaded += 1;

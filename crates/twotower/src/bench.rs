@@ -19,7 +19,10 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use tensor::matmul::Parallelism;
 use towers::{CandidateCache, QueryCache};
-use train::{embed_catalogue, embed_queries, evaluate_split, Encoded, Experiment, FittedFeatures, SeenRows, Trainer};
+use train::{
+    embed_catalogue, embed_queries, evaluate_split, Encoded, Experiment, FeatureColumns, FittedFeatures, SeenRows,
+    Trainer,
+};
 
 use crate::data;
 
@@ -40,10 +43,10 @@ pub struct BenchArgs {
 impl BenchArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let dir = data::resolve_data_dir(self.data.as_deref())?;
-        let dataset = data::load(&dir)?;
-        let features = FittedFeatures::fit(&dataset);
-        let encoded = Encoded::new(&dataset, &features);
-        let (split, _) = data::split(&dataset, None, None, 42)?;
+        let dataset = movielens::load(&dir).with_context(|| format!("loading MovieLens from {}", dir.display()))?;
+        let features = FittedFeatures::fit(&dataset, &FeatureColumns::tutorial())?;
+        let encoded = Encoded::new(&dataset, &features)?;
+        let split = dataset::Split::seeded(dataset.interactions.len(), 42, 0.8);
 
         let mut config = Experiment::Deep2.config(42);
         let epochs = usize::from(self.epochs);
@@ -56,7 +59,7 @@ impl BenchArgs {
         let train_epoch_seconds = epoch_times.iter().copied().fold(f64::INFINITY, f64::min);
 
         eprintln!("bench: evaluation, GEMMs, large catalogue");
-        let true_rows: Vec<u32> = split.test.iter().map(|&r| encoded.movie_row[r]).collect();
+        let true_rows: Vec<u32> = split.test.iter().map(|&r| encoded.candidate_row[r]).collect();
         let (mut query_cache, mut candidate_cache) = (QueryCache::default(), CandidateCache::default());
         let eval_seconds = best_of(5, || {
             let catalogue = embed_catalogue(&trainer.model, &encoded, &mut candidate_cache);

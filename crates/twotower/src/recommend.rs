@@ -15,10 +15,10 @@ pub struct RecommendArgs {
     /// The user id (as in the training data).
     #[arg(long)]
     user: String,
-    /// How many titles (at most the catalogue).
+    /// How many items (at most the catalogue).
     #[arg(short, default_value_t = 10)]
     k: usize,
-    /// Keep movies the user rated in training.
+    /// Keep items the user interacted with in training.
     #[arg(long)]
     include_seen: bool,
     /// Unix time of the query, for models with timestamp features (default: the latest rating).
@@ -37,10 +37,10 @@ impl RecommendArgs {
             "Top {} for user {} ({}; {n_seen} rated in training):",
             top.len(),
             self.user,
-            if self.include_seen { "seen movies included" } else { "seen movies excluded" },
+            if self.include_seen { "seen items included" } else { "seen items excluded" },
         );
         for (rank, item) in top.iter().enumerate() {
-            println!("  {:>2}. {}  (movie {}, score {:.3})", rank + 1, item.title, item.item_id, item.score);
+            println!("  {:>2}. {}  (key {}, score {:.3})", rank + 1, item.name, item.key, item.score);
         }
         Ok(())
     }

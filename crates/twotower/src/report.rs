@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use movielens::split::Split;
-use movielens::Dataset;
+use dataset::{Dataset, Split};
 use serde_json::{json, Value};
 use train::{EpochRecord, FittedFeatures, Metrics, SplitReport, TrainConfig};
 
@@ -14,6 +13,8 @@ pub struct RunReport {
     pub config: TrainConfig,
     pub split: String,
     pub test: SplitReport,
+    /// On the validation block, when one was carved.
+    pub validation: Option<SplitReport>,
     pub train: SplitReport,
     pub popularity_test: SplitReport,
     pub popularity_train: SplitReport,
@@ -32,6 +33,7 @@ impl RunReport {
             "split": self.split,
             "test": self.test.all,
             "test_seen_filtered": self.test.seen_filtered,
+            "validation": self.validation.as_ref().map(|v| json!({ "all": v.all, "seen_filtered": v.seen_filtered })),
             "train": self.train.all,
             "train_seen_filtered": self.train.seen_filtered,
             "popularity": {
@@ -45,27 +47,34 @@ impl RunReport {
     }
 }
 
-pub fn print_data_summary(dir: &Path, data: &Dataset, features: &FittedFeatures, split: &Split, split_name: &str) {
-    let users: std::collections::HashSet<u32> = data.ratings.iter().map(|r| r.user_id).collect();
-    let (min, max) = (features.buckets.boundaries().first().copied().unwrap_or(0.0), features.max_timestamp);
-    println!("MovieLens 100k from {}", dir.display());
+pub fn print_data_summary(data: &Dataset, features: &FittedFeatures, split: &Split, split_name: &str) {
+    let interactions = &data.interactions;
+    println!("{}", data.source);
+    let time = match &interactions.timestamp {
+        Some(ts) => format!(
+            ", timestamps {} .. {}",
+            ts.iter().copied().min().unwrap_or(0),
+            ts.iter().copied().max().unwrap_or(0)
+        ),
+        None => String::new(),
+    };
     println!(
-        "  {} ratings, {} users, {} movie rows ({} distinct titles), timestamps {} .. {}",
-        data.ratings.len(),
-        users.len(),
-        data.movies.len(),
-        features.titles.len() - 1,
-        min as i64,
-        max
+        "  {} interactions, {} users, {} candidate rows ({} distinct ids){time}",
+        interactions.len(),
+        interactions.query_keys.len(),
+        data.candidates.n_rows(),
+        features.candidate_ids.len() - 1,
     );
     println!(
-        "  vocabularies: users {}, titles {}, timestamp buckets {}, title tokens {}",
-        features.users.len(),
-        features.titles.len(),
+        "  vocabularies: query ids {}, candidate ids {}, time buckets {}, text tokens {}",
+        features.query_ids.len(),
+        features.candidate_ids.len(),
         features.buckets.n_buckets(),
         features.text.len()
     );
-    println!("  split: {split_name}: {} train, {} test", split.train.len(), split.test.len());
+    let validation =
+        if split.validation.is_empty() { String::new() } else { format!(", {} validation", split.validation.len()) };
+    println!("  split: {split_name}: {} train{validation}, {} test", split.train.len(), split.test.len());
 }
 
 /// Picks one split's metrics out of a run.

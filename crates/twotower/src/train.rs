@@ -14,8 +14,9 @@ use train::{
 
 use train::fs::{write_atomic, RunDir};
 
+use crate::data::{DataArgs, Prepared};
+use crate::plot;
 use crate::report::{self, RunReport};
-use crate::{data, plot};
 
 /// Flags of `train`; anything given overrides the experiment's tutorial settings.
 #[derive(Debug, Args)]
@@ -23,18 +24,9 @@ pub struct TrainArgs {
     /// basic, context, context-timestamps, deep-1, deep-2, deep-3, or all.
     #[arg(long, default_value = "context-timestamps")]
     experiment: String,
-    /// MovieLens 100k directory (else MOVIELENS_DIR, else data/ml-100k, else download).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// A split file (user_id item_id rating timestamp split, tab-separated, with header).
-    #[arg(long, conflicts_with = "tutorial_rows")]
-    split: Option<PathBuf>,
-    /// The TFRS tutorial row list (0-based u.data line per line; first 80% train).
-    #[arg(long)]
-    tutorial_rows: Option<PathBuf>,
-    /// Seed of the seeded 80/20 split (when no split file is given).
-    #[arg(long, default_value_t = 42)]
-    split_seed: u64,
+    /// Data source, columns, split and validation.
+    #[command(flatten)]
+    data: DataArgs,
     /// Seeds of the runs, comma-separated; several seeds give a mean.
     #[arg(long, value_delimiter = ',', default_value = "42")]
     seed: Vec<u64>,
@@ -97,13 +89,16 @@ impl TrainArgs {
                     .with_context(|| format!("invalid configuration for {}", experiment.name()))?;
             }
         }
-        let dir = data::resolve_data_dir(self.data.as_deref())?;
-        let dataset = data::load(&dir)?;
-        let (split, split_name) =
-            data::split(&dataset, self.split.as_deref(), self.tutorial_rows.as_deref(), self.split_seed)?;
-        let features = FittedFeatures::fit(&dataset);
-        let encoded = Encoded::new(&dataset, &features);
-        report::print_data_summary(&dir, &dataset, &features, &split, &split_name);
+        let Prepared { data: dataset, split, split_name, columns, .. } = self.data.prepare()?;
+        for &experiment in &experiments {
+            let config = self.config_for(experiment, self.seed[0]);
+            train::check_inputs(&config.model, &columns, &dataset).with_context(|| {
+                format!("--experiment {}: the data lacks an input its towers read (try --candidate-text COL, --timestamp COL, or --experiment basic)", experiment.name())
+            })?;
+        }
+        let features = FittedFeatures::fit(&dataset, &columns)?;
+        let encoded = Encoded::new(&dataset, &features)?;
+        report::print_data_summary(&dataset, &features, &split, &split_name);
         let seen = SeenRows::new(&encoded, &split.train);
         let popularity = (
             popularity_split(&encoded, &split.train, &split.test, &seen),
@@ -147,6 +142,8 @@ impl TrainArgs {
                 let train_seconds = history.iter().map(|r| r.train_seconds).sum::<f64>();
                 let eval_started = Instant::now();
                 let test = evaluate_split(&trainer.model, &encoded, &split.test, &seen);
+                let validation = (!split.validation.is_empty())
+                    .then(|| evaluate_split(&trainer.model, &encoded, &split.validation, &seen));
                 let train_report = evaluate_split(&trainer.model, &encoded, &split.train, &seen);
                 let eval_seconds =
                     eval_started.elapsed().as_secs_f64() + history.iter().map(|r| r.eval_seconds).sum::<f64>();
@@ -155,6 +152,7 @@ impl TrainArgs {
                     config: (**trainer.config()).clone(),
                     split: split_name.clone(),
                     test,
+                    validation,
                     train: train_report,
                     popularity_test: popularity.0.clone(),
                     popularity_train: popularity.1.clone(),
@@ -169,7 +167,7 @@ impl TrainArgs {
                     trainer.model.clone(),
                     &dataset,
                     &seen,
-                );
+                )?;
                 model_file
                     .validate()
                     .map_err(|problem| anyhow::anyhow!("the trained model is inconsistent: {problem}"))?;
@@ -224,7 +222,7 @@ impl TrainArgs {
             config.model.embedding_dim = dim;
         }
         if self.timestamps {
-            config.model.query_features = QueryFeatures::UserIdAndTimestamp;
+            config.model.query_features = QueryFeatures::IdAndTime;
         }
         if self.temperature.is_some() {
             config.temperature = self.temperature;

@@ -1,7 +1,7 @@
 //! Training stops with an error naming the epoch and batch when the loss, a gradient or a weight
 //! stops being finite, and refuses splits it cannot train or test on.
 
-use movielens::split::Split;
+use dataset::Split;
 use train::{Experiment, TrainError, Trainer};
 
 use crate::{small_config, small_data, SMALL};
@@ -53,7 +53,7 @@ fn splits_without_two_training_rows_or_any_test_row_are_refused() {
         (vec![0, 1, 2], vec![], TrainError::NoTestRows),
     ] {
         let mut trainer = Trainer::new(config.clone(), SMALL.vocabularies());
-        let error = trainer.fit(&data, &Split { train, test }, &mut ()).unwrap_err();
+        let error = trainer.fit(&data, &Split { train, validation: vec![], test }, &mut ()).unwrap_err();
         assert_eq!(error, expected);
     }
 }

@@ -5,7 +5,7 @@ mod divergence;
 mod model_file;
 mod quality;
 
-use movielens::split::Split;
+use dataset::Split;
 use train::synthetic::SyntheticSpec;
 use train::{Encoded, Experiment, Trainer, ValidTrainConfig};
 
@@ -15,7 +15,7 @@ pub use tiny::tiny_model_file;
 
 /// A small structured dataset: 300 users, 200 movies in 10 taste groups.
 pub const SMALL: SyntheticSpec = SyntheticSpec {
-    n_users: 300,
+    n_query_ids: 300,
     n_movies: 200,
     n_ratings: 20_000,
     n_tokens: 50,

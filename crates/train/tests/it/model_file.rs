@@ -23,7 +23,7 @@ fn round_trip_is_exact_and_lookups_work_after_loading() {
     file.save(&path).unwrap();
     let loaded = ModelFile::load(&path).unwrap();
     assert_eq!(loaded, file);
-    assert_eq!(loaded.features.users.lookup("2"), 2);
+    assert_eq!(loaded.features.query_ids.lookup("2"), 2);
     assert_eq!(loaded.features.text.encode("alpha"), file.features.text.encode("alpha"));
     let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temporary file left beside the model");
@@ -73,7 +73,7 @@ fn files_whose_parts_disagree_are_errors_naming_the_field() {
     let cases: Vec<(&str, Edit)> = vec![
         ("seen[1]", Box::new(|f| f.seen[1].push(1_000))),
         ("seen:", Box::new(|f| f.seen.pop().map(drop).unwrap_or(()))),
-        ("query.user.table", Box::new(|f| f.model.query.user.table = Array2::zeros((3, 4)))),
+        ("query.id.table", Box::new(|f| f.model.query.id.table = Array2::zeros((3, 4)))),
         (
             "candidate.head.layers[1].b",
             Box::new(|f| {
@@ -87,7 +87,7 @@ fn files_whose_parts_disagree_are_errors_naming_the_field() {
         ),
         ("config", Box::new(|f| f.config.model.layer_sizes = vec![6, 0])),
         ("query.head.layers[0].w (relu)", Box::new(|f| f.config.model.layer_sizes = vec![7, 4])),
-        ("movies", Box::new(|f| f.movies.clear())),
+        ("catalogue", Box::new(|f| f.catalogue.clear())),
     ];
     for (field, change) in cases {
         let mut broken = file.clone();
@@ -105,7 +105,7 @@ fn files_whose_parts_disagree_are_errors_naming_the_field() {
 fn a_loaded_model_serves_and_clamps_k_and_time() {
     let (file, _, _) = tiny_model_file();
     let retriever = Retriever::new(load(&file.to_bytes()).unwrap());
-    let n_items = file.movies.len();
+    let n_items = file.catalogue.len();
     let query = |k, at| UserQuery { user: "3", at, k, include_seen: true };
     let all = retriever.recommend(&query(usize::MAX, None)).unwrap();
     assert_eq!(all.len(), n_items, "k beyond the catalogue returns the catalogue");

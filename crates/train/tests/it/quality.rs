@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use movielens::split::Split;
-use movielens::Dataset;
-use train::{evaluate_split, Encoded, Experiment, FittedFeatures, SeenRows, Trainer};
+use dataset::Dataset;
+use dataset::Split;
+use train::{evaluate_split, Encoded, Experiment, FeatureColumns, FittedFeatures, SeenRows, Trainer};
 
 use crate::{small_config, small_data, small_trainer, SMALL};
 
@@ -50,20 +50,20 @@ fn movielens() -> Option<Dataset> {
         eprintln!("SKIPPED movielens_context_timestamps_reaches_tutorial_quality: set MOVIELENS_DIR to run it");
         return None;
     };
-    Some(Dataset::load(&dir).unwrap_or_else(|e| panic!("{e}")))
+    Some(movielens::load(&dir).unwrap_or_else(|e| panic!("{e}")))
 }
 
 #[test]
 fn movielens_context_timestamps_reaches_tutorial_quality() {
     let Some(dataset) = movielens() else { return };
-    let features = FittedFeatures::fit(&dataset);
-    let data = Encoded::new(&dataset, &features);
-    let split = Split::seeded(dataset.ratings.len(), 42, 0.8);
+    let features = FittedFeatures::fit(&dataset, &FeatureColumns::tutorial()).unwrap();
+    let data = Encoded::new(&dataset, &features).unwrap();
+    let split = Split::seeded(dataset.interactions.len(), 42, 0.8);
     let config = Experiment::ContextTimestamps.config(42).validate().unwrap();
     let mut trainer = Trainer::new(config, features.vocabularies());
     let history = trainer.fit(&data, &split, &mut ()).unwrap();
     let top_100 = history.last().unwrap().validation.as_ref().unwrap().all.at(100).unwrap();
-    let chance = 100.0 / dataset.movies.len() as f64;
+    let chance = 100.0 / dataset.candidates.n_rows() as f64;
     eprintln!("movielens context-timestamps: test top-100 {top_100:.4} (chance {chance:.4}; TFRS 0.253)");
     assert!(top_100 > 0.2, "test top-100 {top_100}: the tutorial reaches about 0.25");
 }
