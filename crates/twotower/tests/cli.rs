@@ -176,3 +176,82 @@ fn bench_epochs_are_range_checked() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("--epochs"), "{}", stderr(&output));
 }
+
+fn movielens_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../movielens/tests/fixtures").join(name)
+}
+
+#[test]
+fn every_movielens_layout_trains_from_data_dir() {
+    for release in ["good", "ml-1m", "ml-10m", "ml-latest-small"] {
+        let scratch = Scratch::new(&format!("layout-{release}"));
+        let out = scratch.0.join("run");
+        let output = train(&movielens_fixture(release), &out, &["--epochs", "1", "--batch-size", "2", "--split-by", "time", "--test-fraction", "0.25"]);
+        assert!(output.status.success(), "{release}: {}", stderr(&output));
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+        assert!(metrics["test"]["top_100"].as_f64().is_some(), "{release}");
+    }
+}
+
+/// A generic interaction log with an item table: 60 users, 40 items in 4 groups, with genres.
+fn write_generic(dir: &Path) {
+    let mut items = String::from("sku,name,genres,price\n");
+    for i in 0..40 {
+        items.push_str(&format!("item-{i},\"Item {i}, group {}\",g{}|all,{}.5\n", i % 4, i % 4, i));
+    }
+    let mut log = String::from("customer,sku,when,stars\n");
+    let mut state = 7u64;
+    for n in 0..3000u64 {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let user = (state >> 33) % 60;
+        let item = (user % 4) + 4 * ((state >> 40) % 10);
+        log.push_str(&format!("user-{user},item-{item},{},{}\n", 1_600_000_000 + n * 60, 1 + (state >> 50) % 5));
+    }
+    std::fs::write(dir.join("items.csv"), items).unwrap();
+    std::fs::write(dir.join("log.csv"), log).unwrap();
+}
+
+#[test]
+fn a_generic_csv_pair_trains_with_a_validation_block() {
+    let scratch = Scratch::new("generic");
+    write_generic(&scratch.0);
+    let out = scratch.0.join("run");
+    let (log, items) = (scratch.0.join("log.csv"), scratch.0.join("items.csv"));
+    let mut args = vec![
+        "train", "--interactions", log.to_str().unwrap(), "--candidates", items.to_str().unwrap(),
+        "--query-key", "customer", "--candidate-key", "sku", "--timestamp", "when", "--weight", "stars",
+        "--candidate-text", "name", "--list-column", "genres=|", "--validation-fraction", "0.1",
+        "--epochs", "3", "--batch-size", "256", "--out", out.to_str().unwrap(),
+    ];
+    let output = twotower(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("3000 interactions, 60 users, 40 candidate rows"), "{stdout}");
+    assert!(stdout.contains("validation: random 10% of train"), "{stdout}");
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    let validation = metrics["validation"]["all"]["top_10"].as_f64().unwrap();
+    let test = metrics["test"]["top_10"].as_f64().unwrap();
+    assert!(validation > 0.2 && test > 0.2, "the groups are learnable: validation {validation}, test {test}");
+    // The recommendation names come from the text column, keys from the key column.
+    let model = out.join("model.bin");
+    let rec = twotower(&["recommend", "--model", model.to_str().unwrap(), "--user", "user-3", "-k", "3"]);
+    let listing = String::from_utf8_lossy(&rec.stdout);
+    assert!(rec.status.success() && listing.contains("(key item-"), "{listing}{}", stderr(&rec));
+
+    // A missing column and a bad value are errors naming the file, line and column.
+    args[6] = "customer_id";
+    let output = twotower(&args);
+    assert!(stderr(&output).contains("log.csv:1: column `customer_id`: no such column"), "{}", stderr(&output));
+    let mut bad_log = std::fs::read_to_string(&log).unwrap();
+    bad_log.push_str("user-1,item-2,yesterday,3\n");
+    std::fs::write(&log, bad_log).unwrap();
+    args[6] = "customer";
+    let output = twotower(&args);
+    assert!(stderr(&output).contains("log.csv:3002: column `when`: expected Unix seconds"), "{}", stderr(&output));
+    // Without a text column the context experiments say what is missing; basic trains.
+    let no_text: Vec<&str> = args.iter().copied().filter(|a| *a != "--candidate-text" && *a != "name").collect();
+    std::fs::write(&log, std::fs::read_to_string(&log).unwrap().replace("user-1,item-2,yesterday,3\n", "")).unwrap();
+    let output = twotower(&no_text);
+    assert!(stderr(&output).contains("no candidate text column"), "{}", stderr(&output));
+}
