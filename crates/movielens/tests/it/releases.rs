@@ -113,3 +113,64 @@ fn malformed_release_files_name_file_and_line() {
     let nothing = load(&fixture("bad")).unwrap_err();
     assert!(nothing.to_string().contains("no MovieLens files found"), "{nothing}");
 }
+
+#[test]
+fn mutated_release_files_load_or_fail_cleanly_never_panic() {
+    let files = [
+        ("good", "u.data"),
+        ("good", "u.item"),
+        ("good", "u.user"),
+        ("ml-1m", "ratings.dat"),
+        ("ml-1m", "movies.dat"),
+        ("ml-1m", "users.dat"),
+        ("ml-10m", "tags.dat"),
+        ("ml-latest-small", "ratings.csv"),
+        ("ml-latest-small", "movies.csv"),
+        ("ml-latest-small", "tags.csv"),
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    let replacements = [b':', b'|', b',', b'"', b'\n', b'\t', 0xe9, 0xff, b'x', b'0', b'-', b' '];
+    let (mut ok, mut errors) = (0, 0);
+    for round in 0..2000 {
+        let (release, file) = files[round % files.len()];
+        let mut edit = |bytes: &mut Vec<u8>| match next() % 3 {
+            0 => {
+                let at = next() % bytes.len();
+                bytes[at] = replacements[next() % replacements.len()];
+            }
+            1 => bytes.truncate(next() % bytes.len()),
+            _ => {
+                let at = next() % (bytes.len() + 1);
+                bytes.insert(at, replacements[next() % replacements.len()]);
+            }
+        };
+        let dir = std::env::temp_dir().join(format!("movielens-mutated-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(fixture(release)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        let mut bytes = std::fs::read(dir.join(file)).unwrap();
+        edit(&mut bytes);
+        std::fs::write(dir.join(file), bytes).unwrap();
+        match load(&dir) {
+            Ok(data) => {
+                data.validate().unwrap();
+                ok += 1;
+            }
+            Err(error) => {
+                assert!(!error.to_string().is_empty());
+                errors += 1;
+            }
+        }
+    }
+    eprintln!("release mutations: {ok} loaded, {errors} rejected");
+    assert!(ok > 100 && errors > 100);
+}
