@@ -1,4 +1,5 @@
-//! Fetching `ml-100k.zip`: download, verify the MD5, unpack, and move into place atomically.
+//! Fetching a MovieLens release by name: download, verify the MD5 GroupLens publishes, unpack,
+//! and move into place atomically.
 //!
 //! Nothing half-written is ever left at the destination: the archive is streamed to a temporary
 //! file beside it, checked, unpacked into a temporary directory, and only then renamed to the
@@ -18,22 +19,72 @@ use crate::Error;
 pub const ML_100K_URL: &str = "https://files.grouplens.org/datasets/movielens/ml-100k.zip";
 /// The MD5 GroupLens publishes for it (`ml-100k.zip.md5`).
 pub const ML_100K_MD5: &str = "0e33842e24a9c977be4e0107933c0723";
-/// The files a usable directory must contain.
+/// The files a usable 100k directory must contain.
 pub const REQUIRED_FILES: [&str; 2] = ["u.data", "u.item"];
+/// Where GroupLens serves every release.
+pub const GROUPLENS: &str = "https://files.grouplens.org/datasets/movielens";
+
+/// The releases [`Source::named`] knows: name, archive folder, published MD5 (`None`: the
+/// release is updated in place, so its MD5 is read from the `.md5` file GroupLens publishes
+/// beside it), and the files the unpacked folder must hold.
+const RELEASES: [(&str, &str, Option<&str>, &[&str]); 7] = [
+    ("ml-100k", "ml-100k", Some(ML_100K_MD5), &["u.data", "u.item"]),
+    ("ml-1m", "ml-1m", Some("c4d9eecfca2ab87c1945afe126590906"), &["ratings.dat", "movies.dat"]),
+    ("ml-10m", "ml-10M100K", Some("ce571fd55effeba0271552578f2648bd"), &["ratings.dat", "movies.dat"]),
+    ("ml-20m", "ml-20m", Some("cd245b17a1ae2cc31bb14903e1204af3"), &["ratings.csv", "movies.csv"]),
+    ("ml-25m", "ml-25m", Some("6b51fb2759a8657d3bfcbfc42b592ada"), &["ratings.csv", "movies.csv"]),
+    ("ml-latest-small", "ml-latest-small", None, &["ratings.csv", "movies.csv"]),
+    ("ml-latest", "ml-latest", None, &["ratings.csv", "movies.csv"]),
+];
+
+/// The names [`Source::named`] accepts, for messages.
+pub fn release_names() -> Vec<&'static str> {
+    RELEASES.iter().map(|r| r.0).collect()
+}
+
+/// The checksum a download must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checksum {
+    /// A fixed MD5, lowercase hex.
+    Md5(String),
+    /// The MD5 in a published sidecar file at this address (`MD5 (file) = hex` or `hex  file`).
+    Md5At(String),
+}
 
 /// What to fetch and what it must hash to.
 #[derive(Debug, Clone)]
 pub struct Source {
     /// The address of the zip archive.
     pub url: String,
-    /// The expected MD5 of the archive, lowercase hex.
-    pub md5: String,
+    /// What the archive must hash to.
+    pub checksum: Checksum,
+    /// The folder inside the archive that holds the files (its contents become the destination).
+    pub folder: String,
+    /// Files the unpacked folder must contain.
+    pub required: Vec<String>,
 }
 
 impl Source {
     /// The official MovieLens 100k archive.
     pub fn ml_100k() -> Self {
-        Self { url: ML_100K_URL.to_string(), md5: ML_100K_MD5.to_string() }
+        Self::named("ml-100k").expect("a known release")
+    }
+
+    /// A release by name (`ml-100k`, `ml-1m`, `ml-10m`, `ml-20m`, `ml-25m`, `ml-latest-small`,
+    /// `ml-latest`), from GroupLens.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::named_at(name, GROUPLENS)
+    }
+
+    /// [`Source::named`] served from another base address (a mirror, or a test server).
+    pub fn named_at(name: &str, base: &str) -> Option<Self> {
+        let &(name, folder, md5, required) = RELEASES.iter().find(|r| r.0 == name)?;
+        let url = format!("{}/{name}.zip", base.trim_end_matches('/'));
+        let checksum = match md5 {
+            Some(md5) => Checksum::Md5(md5.to_string()),
+            None => Checksum::Md5At(format!("{url}.md5")),
+        };
+        Some(Self { url, checksum, folder: folder.to_string(), required: required.iter().map(|s| s.to_string()).collect() })
     }
 }
 
@@ -61,24 +112,42 @@ pub fn fetch(source: &Source, dest: &Path, on_progress: &mut dyn FnMut(Progress)
     let archive = Temporary(parent.join(format!(".{stem}.{tag}.zip.partial")));
     let unpacked = Temporary(parent.join(format!(".{stem}.{tag}.unpacking")));
 
+    let expected = match &source.checksum {
+        Checksum::Md5(md5) => md5.clone(),
+        Checksum::Md5At(url) => published_md5(url)?,
+    };
     let actual = stream_to_file(&source.url, &archive.0, on_progress)?;
-    if !actual.eq_ignore_ascii_case(&source.md5) {
-        return Err(Error::Checksum { url: source.url.clone(), expected: source.md5.clone(), actual });
+    if !actual.eq_ignore_ascii_case(&expected) {
+        return Err(Error::Checksum { url: source.url.clone(), expected, actual });
     }
-    unpack(&archive.0, &unpacked.0)?;
+    unpack(&archive.0, &unpacked.0, source)?;
     std::fs::rename(&unpacked.0, dest).map_err(|source| Error::Io { path: dest.to_path_buf(), source })?;
     Ok(dest.to_path_buf())
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(20)))
+        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// The MD5 in a published `.md5` sidecar: the first 32-digit hex word.
+fn published_md5(url: &str) -> Result<String, Error> {
+    let failure = |message: String| Error::Download { url: url.to_string(), message: DownloadFailure(message) };
+    let response = agent().get(url).call().map_err(|e| failure(e.to_string()))?;
+    let text = response.into_body().with_config().limit(4096).read_to_string().map_err(|e| failure(e.to_string()))?;
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .find(|word| word.len() == 32)
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| failure(format!("no MD5 in the published checksum file: {:?}", text.chars().take(80).collect::<String>())))
 }
 
 /// Streams the body at `url` into `path`, returning its MD5 in lowercase hex.
 fn stream_to_file(url: &str, path: &Path, on_progress: &mut dyn FnMut(Progress)) -> Result<String, Error> {
     let failure = |message: String| Error::Download { url: url.to_string(), message: DownloadFailure(message) };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(20)))
-        .timeout_recv_body(Some(Duration::from_secs(60)))
-        .build()
-        .into();
-    let response = agent.get(url).call().map_err(|e| failure(e.to_string()))?;
+    let response = agent().get(url).call().map_err(|e| failure(e.to_string()))?;
     let total = response.body().content_length();
     let mut body = response.into_body().into_reader();
     let io_error = |source| Error::Io { path: path.to_path_buf(), source };
@@ -104,8 +173,8 @@ fn stream_to_file(url: &str, path: &Path, on_progress: &mut dyn FnMut(Progress))
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Unpacks the entries under the archive's `ml-100k/` folder (or its root) into `dir`.
-fn unpack(archive_path: &Path, dir: &Path) -> Result<(), Error> {
+/// Unpacks the entries under the archive's release folder (or its root) into `dir`.
+fn unpack(archive_path: &Path, dir: &Path, source: &Source) -> Result<(), Error> {
     let zip_error = |source| Error::Zip { path: archive_path.to_path_buf(), source };
     let file = File::open(archive_path).map_err(|source| Error::Io { path: archive_path.to_path_buf(), source })?;
     let mut archive = zip::ZipArchive::new(file).map_err(zip_error)?;
@@ -113,7 +182,7 @@ fn unpack(archive_path: &Path, dir: &Path) -> Result<(), Error> {
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(zip_error)?;
         let Some(name) = entry.enclosed_name() else { continue };
-        let relative = name.strip_prefix("ml-100k").unwrap_or(&name).to_path_buf();
+        let relative = name.strip_prefix(&source.folder).unwrap_or(&name).to_path_buf();
         if entry.is_dir() || relative.as_os_str().is_empty() {
             continue;
         }
@@ -124,7 +193,7 @@ fn unpack(archive_path: &Path, dir: &Path) -> Result<(), Error> {
         let mut out = File::create(&out_path).map_err(|source| Error::Io { path: out_path.clone(), source })?;
         std::io::copy(&mut entry, &mut out).map_err(|source| Error::Io { path: out_path.clone(), source })?;
     }
-    for required in REQUIRED_FILES {
+    for required in &source.required {
         if !dir.join(required).is_file() {
             return Err(zip_error(zip::result::ZipError::FileNotFound));
         }

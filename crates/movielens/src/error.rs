@@ -76,6 +76,7 @@ pub enum Error {
         actual: String,
     },
     /// The archive could not be unpacked.
+    #[cfg(feature = "download")]
     #[error("{}: not a valid ml-100k zip archive", path.display())]
     Zip {
         /// The archive.

@@ -26,6 +26,7 @@
 
 mod dat;
 mod dataset;
+#[cfg(feature = "download")]
 pub mod download;
 mod error;
 mod parse;

@@ -21,8 +21,12 @@ const DEFAULT_DIR: &str = "data/ml-100k";
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
     /// A MovieLens directory, any release (100k, 1M, 10M, latest, 20M, 25M; detected from its files).
-    #[arg(long, conflicts_with = "interactions")]
+    #[arg(long, conflicts_with_all = ["interactions", "dataset"])]
     pub data: Option<PathBuf>,
+    /// A MovieLens release by name, downloaded into data/NAME/ (checksum-verified) unless already
+    /// there: ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-latest-small, ml-latest.
+    #[arg(long, conflicts_with = "interactions")]
+    pub dataset: Option<String>,
     /// Interactions file (CSV, or TSV by extension) with a header.
     #[arg(long, requires_all = ["candidates", "query_key", "candidate_key"])]
     pub interactions: Option<PathBuf>,
@@ -97,7 +101,10 @@ impl DataArgs {
         let (mut data, movielens) = match &self.interactions {
             Some(path) => (self.load_generic(path)?, false),
             None => {
-                let dir = resolve_data_dir(self.data.as_deref())?;
+                let dir = match &self.dataset {
+                    Some(name) => fetch_named(name)?,
+                    None => resolve_data_dir(self.data.as_deref())?,
+                };
                 let data =
                     movielens::load(&dir).with_context(|| format!("loading MovieLens from {}", dir.display()))?;
                 (data, true)
@@ -246,6 +253,22 @@ pub fn resolve_data_dir(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     );
     download(&Source::ml_100k(), &default)
         .with_context(|| format!("no MovieLens data: pass --data DIR or set MOVIELENS_DIR to a directory with u.data and u.item, or allow the download into {DEFAULT_DIR}/"))
+}
+
+/// `data/NAME/`, downloaded first if it does not hold the release yet.
+fn fetch_named(name: &str) -> anyhow::Result<PathBuf> {
+    let Some(source) = Source::named(name) else {
+        bail!("--dataset {name:?}: expected one of {}", movielens::download::release_names().join(", "));
+    };
+    let dest = PathBuf::from("data").join(name);
+    if source.required.iter().all(|f| dest.join(f).is_file()) {
+        return Ok(dest);
+    }
+    if dest.exists() {
+        bail!("--dataset {name}: {} exists but lacks {}; remove it to download again", dest.display(), source.required.join(" or "));
+    }
+    eprintln!("downloading {name} from {} into {}", source.url, dest.display());
+    download(&source, &dest).with_context(|| format!("--dataset {name}"))
 }
 
 /// Downloads with a progress bar.

@@ -2,6 +2,7 @@
 //! spaces, duplicate titles), every malformed-line error, the three split sources, and the whole
 //! download path against a small HTTP server on 127.0.0.1.
 
+#[cfg(feature = "download")]
 mod download;
 mod parsing;
 mod releases;
