@@ -7,10 +7,9 @@
 //! with their separator. Every bad value is a [`LoadError`] naming the file, the 1-based line and
 //! the column.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::{Column, ColumnType, Interactions, Interner, Table};
+use crate::{Column, ColumnType, Interner, Table};
 
 /// Text encoding of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -98,15 +97,15 @@ pub enum LoadError {
 }
 
 /// A reader of one file that turns its problems into [`LoadError`]s.
-struct Records {
-    path: PathBuf,
-    reader: csv::Reader<std::fs::File>,
-    header: Vec<String>,
-    encoding: Encoding,
+pub(crate) struct Records {
+    pub(crate) path: PathBuf,
+    pub(crate) reader: csv::Reader<std::fs::File>,
+    pub(crate) header: Vec<String>,
+    pub(crate) encoding: Encoding,
 }
 
 impl Records {
-    fn open(path: &Path, format: &CsvFormat) -> Result<Self, LoadError> {
+    pub(crate) fn open(path: &Path, format: &CsvFormat) -> Result<Self, LoadError> {
         let file = std::fs::File::open(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
         let reader = csv::ReaderBuilder::new().delimiter(format.delimiter).has_headers(true).from_reader(file);
         let mut records = Self { path: path.to_path_buf(), reader, header: Vec::new(), encoding: format.encoding };
@@ -122,11 +121,11 @@ impl Records {
         Ok(records)
     }
 
-    fn fail(&self, line: u64, column: Option<&str>, problem: String) -> LoadError {
+    pub(crate) fn fail(&self, line: u64, column: Option<&str>, problem: String) -> LoadError {
         LoadError::Value { path: self.path.clone(), line, column: column.map(str::to_owned), problem }
     }
 
-    fn csv_error(&self, error: csv::Error) -> LoadError {
+    pub(crate) fn csv_error(&self, error: csv::Error) -> LoadError {
         let line = error.position().map_or(0, |p| p.line());
         match error.into_kind() {
             csv::ErrorKind::Io(source) => LoadError::Io { path: self.path.clone(), source },
@@ -138,14 +137,14 @@ impl Records {
     }
 
     /// The index of a named column.
-    fn index(&self, name: &str) -> Result<usize, LoadError> {
+    pub(crate) fn index(&self, name: &str) -> Result<usize, LoadError> {
         self.header.iter().position(|h| h == name).ok_or_else(|| {
             self.fail(1, Some(name), format!("no such column; the header has {}", self.header.join(", ")))
         })
     }
 
     /// A field as text, decoded.
-    fn text<'a>(
+    pub(crate) fn text<'a>(
         &self,
         bytes: &'a [u8],
         line: u64,
@@ -167,94 +166,12 @@ impl Records {
     }
 }
 
-fn parse_i64(text: &str) -> Option<i64> {
+pub(crate) fn parse_i64(text: &str) -> Option<i64> {
     text.trim().parse().ok()
 }
 
-fn parse_f64(text: &str) -> Option<f64> {
+pub(crate) fn parse_f64(text: &str) -> Option<f64> {
     text.trim().parse::<f64>().ok().filter(|v| v.is_finite())
-}
-
-/// Reads interactions, joining each candidate key to a row of `candidates`.
-///
-/// # Errors
-/// [`LoadError`] naming the line and column of a missing column, a malformed value, or a
-/// candidate key the table lacks.
-pub fn load_interactions(
-    path: &Path,
-    format: &CsvFormat,
-    columns: &InteractionColumns,
-    candidates: &Table,
-) -> Result<Interactions, LoadError> {
-    let mut records = Records::open(path, format)?;
-    let query_at = records.index(&columns.query_key)?;
-    let candidate_at = records.index(&columns.candidate_key)?;
-    let timestamp_at = columns.timestamp.as_deref().map(|c| records.index(c)).transpose()?;
-    let weight_at = columns.weight.as_deref().map(|c| records.index(c)).transpose()?;
-    let mut out = Interactions {
-        timestamp: timestamp_at.map(|_| Vec::new()),
-        weight: weight_at.map(|_| Vec::new()),
-        ..Interactions::default()
-    };
-    // Byte-keyed caches: most keys repeat, so each distinct key is decoded and looked up once.
-    let mut query_ids: HashMap<Box<[u8]>, u32> = HashMap::new();
-    let mut candidate_rows: HashMap<Box<[u8]>, u32> = HashMap::new();
-    let mut record = csv::ByteRecord::new();
-    loop {
-        let more = records.reader.read_byte_record(&mut record).map_err(|e| records.csv_error(e))?;
-        if !more {
-            break;
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        let query = &record[query_at];
-        let query_id = match query_ids.get(query) {
-            Some(&id) => id,
-            None => {
-                let key = records.text(query, line, Some(&columns.query_key))?;
-                if key.is_empty() {
-                    return Err(records.fail(line, Some(&columns.query_key), "empty key".into()));
-                }
-                let id = out.query_keys.intern(&key);
-                query_ids.insert(query.into(), id);
-                id
-            }
-        };
-        let candidate = &record[candidate_at];
-        let row = match candidate_rows.get(candidate) {
-            Some(&row) => row,
-            None => {
-                let key = records.text(candidate, line, Some(&columns.candidate_key))?;
-                let row = candidates.row_of(&key).ok_or_else(|| {
-                    records.fail(
-                        line,
-                        Some(&columns.candidate_key),
-                        format!("{key:?} is not a key of the candidate table"),
-                    )
-                })?;
-                candidate_rows.insert(candidate.into(), row);
-                row
-            }
-        };
-        out.query.push(query_id);
-        out.candidate.push(row);
-        if let (Some(at), Some(values), Some(name)) = (timestamp_at, &mut out.timestamp, &columns.timestamp) {
-            let text = records.text(&record[at], line, Some(name))?;
-            let value = parse_i64(&text).ok_or_else(|| {
-                records.fail(line, Some(name), format!("expected Unix seconds (an integer), found {text:?}"))
-            })?;
-            values.push(value);
-        }
-        if let (Some(at), Some(values), Some(name)) = (weight_at, &mut out.weight, &columns.weight) {
-            let text = records.text(&record[at], line, Some(name))?;
-            let value = parse_f64(&text)
-                .ok_or_else(|| records.fail(line, Some(name), format!("expected a finite number, found {text:?}")))?;
-            values.push(value as f32);
-        }
-    }
-    if out.is_empty() {
-        return Err(records.fail(2, None, "no rows after the header; expected one interaction per line".into()));
-    }
-    Ok(out)
 }
 
 /// Reads a table keyed by `columns.key`, every other column typed as declared or inferred.

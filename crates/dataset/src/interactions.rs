@@ -1,7 +1,7 @@
 //! `Interactions`: who interacted with what, and when, as columns.
 //!
-//! An interaction costs 4 bytes (query id) + 4 (candidate row) + 8 (timestamp, when present)
-//! + 4 (weight, when present) = at most 20 bytes, plus the interned keys (one copy per distinct
+//! An interaction costs 4 bytes (query id), 4 (candidate row), 8 (timestamp, when present) and
+//! 4 (weight, when present): at most 20 bytes, plus the interned keys (one copy per distinct
 //! query key, not per interaction).
 
 use serde::{Deserialize, Serialize};

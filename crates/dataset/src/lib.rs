@@ -37,14 +37,16 @@ mod csv_files;
 #[allow(clippy::module_inception)]
 mod dataset;
 mod interactions;
+mod interactions_csv;
 mod intern;
 pub mod split;
 mod table;
 
 pub use column::{Column, ColumnType};
-pub use csv_files::{load_interactions, load_table, CsvFormat, Encoding, InteractionColumns, LoadError, TableColumns};
+pub use csv_files::{load_table, CsvFormat, Encoding, InteractionColumns, LoadError, TableColumns};
 pub use dataset::{Dataset, DatasetError};
 pub use interactions::Interactions;
+pub use interactions_csv::load_interactions;
 pub use intern::Interner;
 pub use split::{Split, SplitError, Validation};
 pub use table::{Table, TableError};

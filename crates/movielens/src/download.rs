@@ -84,7 +84,12 @@ impl Source {
             Some(md5) => Checksum::Md5(md5.to_string()),
             None => Checksum::Md5At(format!("{url}.md5")),
         };
-        Some(Self { url, checksum, folder: folder.to_string(), required: required.iter().map(|s| s.to_string()).collect() })
+        Some(Self {
+            url,
+            checksum,
+            folder: folder.to_string(),
+            required: required.iter().map(|s| s.to_string()).collect(),
+        })
     }
 }
 
@@ -138,10 +143,9 @@ fn published_md5(url: &str) -> Result<String, Error> {
     let failure = |message: String| Error::Download { url: url.to_string(), message: DownloadFailure(message) };
     let response = agent().get(url).call().map_err(|e| failure(e.to_string()))?;
     let text = response.into_body().with_config().limit(4096).read_to_string().map_err(|e| failure(e.to_string()))?;
-    text.split(|c: char| !c.is_ascii_hexdigit())
-        .find(|word| word.len() == 32)
-        .map(str::to_ascii_lowercase)
-        .ok_or_else(|| failure(format!("no MD5 in the published checksum file: {:?}", text.chars().take(80).collect::<String>())))
+    text.split(|c: char| !c.is_ascii_hexdigit()).find(|word| word.len() == 32).map(str::to_ascii_lowercase).ok_or_else(
+        || failure(format!("no MD5 in the published checksum file: {:?}", text.chars().take(80).collect::<String>())),
+    )
 }
 
 /// Streams the body at `url` into `path`, returning its MD5 in lowercase hex.

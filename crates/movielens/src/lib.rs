@@ -32,6 +32,7 @@ mod error;
 mod parse;
 mod releases;
 pub mod split;
+pub mod synthetic;
 
 pub use dataset::{Dataset, Movie, Rating};
 pub use error::{Error, ParseIssue};

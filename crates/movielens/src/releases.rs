@@ -302,7 +302,7 @@ fn read_tags_csv(path: &Path) -> Result<Vec<(usize, String, String)>, Error> {
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
-            table_error(line, format!("{}", e.kind_description()))
+            table_error(line, e.kind_description())
         })?;
         let line = record.position().map_or(0, |p| p.line()) as usize;
         out.push((line, record[movie_at].to_string(), record[tag_at].to_string()));

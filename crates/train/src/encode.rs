@@ -75,11 +75,25 @@ pub fn check_inputs(model: &towers::ModelConfig, columns: &FeatureColumns, data:
     Ok(())
 }
 
+/// Which interactions the query-side preprocessing (query-id vocabulary, time buckets and
+/// normalisation) is adapted on. Candidate-side layers always adapt on the whole catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum FitScope {
+    /// Every interaction, test included: what the TFRS tutorials do.
+    #[default]
+    AllInteractions,
+    /// The training rows only: nothing about validation or test leaks into the features; their
+    /// unseen users map to the OOV id.
+    TrainingRows,
+}
+
 /// The adapted preprocessing layers, frozen; saved inside model files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FittedFeatures {
     /// Which candidate columns were used.
     pub columns: FeatureColumns,
+    /// Which interactions the query-side layers were adapted on.
+    pub fitted_on: FitScope,
     /// Byte-sorted unique query keys (`np.unique`), OOV at 0.
     pub query_ids: Vocabulary,
     /// Byte-sorted unique candidate identities, OOV at 0.
@@ -129,18 +143,40 @@ impl FittedFeatures {
     /// # Errors
     /// [`FeatureError`] when a named column is missing or not text.
     pub fn fit(data: &Dataset, columns: &FeatureColumns) -> Result<Self, FeatureError> {
+        Self::fit_on(data, columns, None)
+    }
+
+    /// [`Self::fit`], adapting the query-side layers on `rows` only (in ascending index order)
+    /// when given ([`FitScope::TrainingRows`]).
+    ///
+    /// # Errors
+    /// [`FeatureError`] when a named column is missing or not text.
+    pub fn fit_on(data: &Dataset, columns: &FeatureColumns, rows: Option<&[usize]>) -> Result<Self, FeatureError> {
         let (ids, text) = candidate_strings(data, columns)?;
-        let timestamps = data.interactions.timestamp.as_deref().unwrap_or(&[]);
+        let interactions = &data.interactions;
+        let all_timestamps = interactions.timestamp.as_deref().unwrap_or(&[]);
+        let (timestamps, query_keys): (Vec<i64>, Vec<&str>) = match rows {
+            None => (all_timestamps.to_vec(), interactions.query_keys.strings().iter().map(String::as_str).collect()),
+            Some(rows) => {
+                let mut sorted = rows.to_vec();
+                sorted.sort_unstable();
+                let timestamps = if all_timestamps.is_empty() {
+                    Vec::new()
+                } else {
+                    sorted.iter().map(|&r| all_timestamps[r]).collect()
+                };
+                (timestamps, sorted.iter().map(|&r| interactions.query_key(r)).collect())
+            }
+        };
         let min = timestamps.iter().copied().min().unwrap_or(0);
         let max = timestamps.iter().copied().max().unwrap_or(0);
-        let mut query_keys: Vec<&str> = data.interactions.query_keys.strings().iter().map(String::as_str).collect();
-        query_keys.sort_unstable();
         Ok(Self {
             columns: columns.clone(),
+            fitted_on: if rows.is_some() { FitScope::TrainingRows } else { FitScope::AllInteractions },
             query_ids: Vocabulary::from_sorted_unique(query_keys),
             candidate_ids: Vocabulary::from_sorted_unique(ids.iter().copied()),
             buckets: Buckets::linspace(min as f64, max as f64, N_BOUNDARIES),
-            normalizer: Normalizer::adapt(timestamps),
+            normalizer: Normalizer::adapt(&timestamps),
             text: TextVectorizer::adapt(text.unwrap_or_default(), MAX_TOKENS),
             max_timestamp: max,
         })

@@ -32,7 +32,7 @@ mod trainer;
 
 pub use batch::Shuffler;
 pub use config::{ConfigError, Shuffle, TrainConfig, ValidTrainConfig, MAX_BATCH_SIZE, MAX_EPOCHS};
-pub use encode::{check_inputs, Encoded, FeatureColumns, FeatureError, FittedFeatures, InputError};
+pub use encode::{check_inputs, Encoded, FeatureColumns, FeatureError, FitScope, FittedFeatures, InputError};
 pub use evaluate::{embed_catalogue, embed_queries, evaluate_split, popularity_split, Metrics, SeenRows, SplitReport};
 pub use experiments::Experiment;
 pub use guard::{TrainError, GRADIENT_LIMIT};

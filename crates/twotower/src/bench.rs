@@ -35,6 +35,9 @@ pub struct BenchArgs {
     /// Timed training epochs (after one warm-up epoch), 1 to 1000.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
     epochs: u16,
+    /// Rows of the synthetic ML-25M-shaped ratings.csv whose parse is timed (0: skip).
+    #[arg(long, default_value_t = 25_000_095)]
+    parse_rows: usize,
     /// Where to write the report.
     #[arg(long, default_value = "bench.json")]
     out: PathBuf,
@@ -73,6 +76,7 @@ impl BenchArgs {
         let gemm_gflops = gemm_gflops(2048, 32, 2048, 20);
         let peak_gflops = gemm_gflops_square(1024, 10);
         let large_catalogue_eval_seconds = large_catalogue(100_000, 20_000);
+        let parse = if self.parse_rows > 0 { Some(parse_speed(self.parse_rows)?) } else { None };
 
         let report = json!({
             "workload": "deep [64, 32], MovieLens 100k, seeded 80/20 split (seed 42), batch 2048",
@@ -92,6 +96,7 @@ impl BenchArgs {
             "peak_shape": "1024^3, OpenBLAS on every core",
             "large_catalogue_eval_seconds": large_catalogue_eval_seconds,
             "large_catalogue_shape": "20 000 queries x 100 000 items, d = 32, blocks of 512 x 4096",
+            "parse": parse,
         });
         let text = serde_json::to_string_pretty(&report)?;
         train::fs::write_atomic(&self.out, text.as_bytes())
@@ -150,4 +155,40 @@ fn large_catalogue(n_items: usize, n_queries: usize) -> f64 {
     best_of(2, || {
         eval::true_rank(queries.view(), items.view(), &true_rows, None);
     })
+}
+
+/// Generates (once, cached in the temp directory) a seeded ML-25M-shaped CSV release with
+/// `n_rows` ratings, then times loading it (best of 2): MB/s of ratings.csv and the bytes each
+/// interaction holds in memory.
+fn parse_speed(n_rows: usize) -> anyhow::Result<serde_json::Value> {
+    let shape = movielens::synthetic::Shape {
+        n_ratings: n_rows,
+        n_users: (movielens::synthetic::Shape::ML_25M.n_users as f64 * (n_rows as f64 / 25_000_095.0).min(1.0)).max(1.0)
+            as usize,
+        ..movielens::synthetic::Shape::ML_25M
+    };
+    let dir = std::env::temp_dir().join(format!("twotower-bench-ml25m-shaped-{n_rows}"));
+    if !dir.join("ratings.csv").is_file() {
+        eprintln!("bench: writing a synthetic {n_rows}-rating CSV release to {}", dir.display());
+        let staging = dir.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&staging);
+        movielens::synthetic::write_csv_release(&staging, shape, 25).context("writing the synthetic release")?;
+        std::fs::rename(&staging, &dir).context("moving the synthetic release into place")?;
+    }
+    let bytes = std::fs::metadata(dir.join("ratings.csv"))?.len() as f64;
+    eprintln!("bench: parsing {:.0} MB of ratings.csv", bytes / 1e6);
+    let mut loaded = None;
+    let seconds = best_of(2, || loaded = Some(movielens::load(&dir)));
+    let data = loaded.expect("ran")?;
+    let interactions = &data.interactions;
+    let key_bytes: usize = interactions.query_keys.strings().iter().map(|k| k.len() * 2 + 40).sum();
+    Ok(json!({
+        "rows": interactions.len(),
+        "ratings_csv_bytes": bytes,
+        "seconds": seconds,
+        "mb_per_second": bytes / seconds / 1e6,
+        "column_bytes_per_interaction": interactions.bytes_per_interaction(),
+        "bytes_per_interaction_with_keys": interactions.bytes_per_interaction() as f64 + key_bytes as f64 / interactions.len() as f64,
+        "note": "movielens::load of a seeded ML-25M-shaped ratings.csv + movies.csv (movielens::synthetic), single thread",
+    }))
 }

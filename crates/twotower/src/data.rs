@@ -82,6 +82,10 @@ pub struct DataArgs {
     /// model selection then use it, never test).
     #[arg(long)]
     pub validation_fraction: Option<f64>,
+    /// Adapt the query-side preprocessing (user vocabulary, time buckets and normalisation) on
+    /// all interactions (the tutorials) or on the training rows only (nothing leaks from test).
+    #[arg(long, default_value = "all", value_parser = ["all", "train"])]
+    pub fit_features_on: String,
     /// How to carve validation: random (seeded by --split-seed) or time (the latest training rows).
     #[arg(long, default_value = "random", value_parser = ["random", "time"])]
     pub validation_by: String,
@@ -265,7 +269,11 @@ fn fetch_named(name: &str) -> anyhow::Result<PathBuf> {
         return Ok(dest);
     }
     if dest.exists() {
-        bail!("--dataset {name}: {} exists but lacks {}; remove it to download again", dest.display(), source.required.join(" or "));
+        bail!(
+            "--dataset {name}: {} exists but lacks {}; remove it to download again",
+            dest.display(),
+            source.required.join(" or ")
+        );
     }
     eprintln!("downloading {name} from {} into {}", source.url, dest.display());
     download(&source, &dest).with_context(|| format!("--dataset {name}"))

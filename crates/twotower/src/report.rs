@@ -12,6 +12,8 @@ pub struct RunReport {
     pub experiment: String,
     pub config: TrainConfig,
     pub split: String,
+    /// Which interactions the query-side preprocessing was adapted on.
+    pub features_fitted_on: train::FitScope,
     pub test: SplitReport,
     /// On the validation block, when one was carved.
     pub validation: Option<SplitReport>,
@@ -31,6 +33,7 @@ impl RunReport {
             "experiment": self.experiment,
             "config": self.config,
             "split": self.split,
+            "features_fitted_on": self.features_fitted_on,
             "test": self.test.all,
             "test_seen_filtered": self.test.seen_filtered,
             "validation": self.validation.as_ref().map(|v| json!({ "all": v.all, "seen_filtered": v.seen_filtered })),
@@ -65,8 +68,12 @@ pub fn print_data_summary(data: &Dataset, features: &FittedFeatures, split: &Spl
         data.candidates.n_rows(),
         features.candidate_ids.len() - 1,
     );
+    let scope = match features.fitted_on {
+        train::FitScope::AllInteractions => "fitted on all interactions, as the tutorials",
+        train::FitScope::TrainingRows => "fitted on the training rows only",
+    };
     println!(
-        "  vocabularies: query ids {}, candidate ids {}, time buckets {}, text tokens {}",
+        "  vocabularies ({scope}): query ids {}, candidate ids {}, time buckets {}, text tokens {}",
         features.query_ids.len(),
         features.candidate_ids.len(),
         features.buckets.n_buckets(),

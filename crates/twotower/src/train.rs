@@ -96,7 +96,8 @@ impl TrainArgs {
                 format!("--experiment {}: the data lacks an input its towers read (try --candidate-text COL, --timestamp COL, or --experiment basic)", experiment.name())
             })?;
         }
-        let features = FittedFeatures::fit(&dataset, &columns)?;
+        let fit_rows = (self.data.fit_features_on == "train").then_some(&split.train[..]);
+        let features = FittedFeatures::fit_on(&dataset, &columns, fit_rows)?;
         let encoded = Encoded::new(&dataset, &features)?;
         report::print_data_summary(&dataset, &features, &split, &split_name);
         let seen = SeenRows::new(&encoded, &split.train);
@@ -151,6 +152,7 @@ impl TrainArgs {
                     experiment: experiment.name().to_string(),
                     config: (**trainer.config()).clone(),
                     split: split_name.clone(),
+                    features_fitted_on: features.fitted_on,
                     test,
                     validation,
                     train: train_report,

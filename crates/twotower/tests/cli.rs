@@ -186,7 +186,11 @@ fn every_movielens_layout_trains_from_data_dir() {
     for release in ["good", "ml-1m", "ml-10m", "ml-latest-small"] {
         let scratch = Scratch::new(&format!("layout-{release}"));
         let out = scratch.0.join("run");
-        let output = train(&movielens_fixture(release), &out, &["--epochs", "1", "--batch-size", "2", "--split-by", "time", "--test-fraction", "0.25"]);
+        let output = train(
+            &movielens_fixture(release),
+            &out,
+            &["--epochs", "1", "--batch-size", "2", "--split-by", "time", "--test-fraction", "0.25"],
+        );
         assert!(output.status.success(), "{release}: {}", stderr(&output));
         let metrics: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
@@ -219,10 +223,31 @@ fn a_generic_csv_pair_trains_with_a_validation_block() {
     let out = scratch.0.join("run");
     let (log, items) = (scratch.0.join("log.csv"), scratch.0.join("items.csv"));
     let mut args = vec![
-        "train", "--interactions", log.to_str().unwrap(), "--candidates", items.to_str().unwrap(),
-        "--query-key", "customer", "--candidate-key", "sku", "--timestamp", "when", "--weight", "stars",
-        "--candidate-text", "name", "--list-column", "genres=|", "--validation-fraction", "0.1",
-        "--epochs", "3", "--batch-size", "256", "--out", out.to_str().unwrap(),
+        "train",
+        "--interactions",
+        log.to_str().unwrap(),
+        "--candidates",
+        items.to_str().unwrap(),
+        "--query-key",
+        "customer",
+        "--candidate-key",
+        "sku",
+        "--timestamp",
+        "when",
+        "--weight",
+        "stars",
+        "--candidate-text",
+        "name",
+        "--list-column",
+        "genres=|",
+        "--validation-fraction",
+        "0.1",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "256",
+        "--out",
+        out.to_str().unwrap(),
     ];
     let output = twotower(&args);
     assert!(output.status.success(), "{}", stderr(&output));

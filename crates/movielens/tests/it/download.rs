@@ -160,10 +160,7 @@ fn http_error_is_an_error_and_leaves_nothing() {
 fn a_named_release_checks_the_published_md5_sidecar_and_loads() {
     let body = archive_of("ml-latest-small", "ml-latest-small", &["ratings.csv", "movies.csv", "tags.csv"]);
     let sidecar = format!("MD5 (ml-latest-small.zip) = {}\n", md5_hex(&body)).into_bytes();
-    let base = serve_paths(vec![
-        ("/ml-latest-small.zip.md5".into(), sidecar),
-        ("/ml-latest-small.zip".into(), body),
-    ]);
+    let base = serve_paths(vec![("/ml-latest-small.zip.md5".into(), sidecar), ("/ml-latest-small.zip".into(), body)]);
     let source = Source::named_at("ml-latest-small", &base).unwrap();
     let (dir, _) = scratch("named");
     let dest = dir.join("ml-latest-small");

@@ -5,7 +5,7 @@ use dataset::{Column, ColumnType, Dataset, Interactions, Split, Table};
 use train::{Encoded, Experiment, FeatureColumns, FittedFeatures, ModelFile, SeenRows, Trainer};
 
 /// 8 users, 6 candidate rows (two share a title), 240 interactions with times and weights.
-fn tiny_dataset() -> Dataset {
+pub fn tiny_dataset() -> Dataset {
     let titles =
         ["Alpha (1995)", "Beta Gamma (1996)", "Alpha (1995)", "Delta (1997)", "Epsilon Zeta (1994)", "Eta (1993)"];
     let mut title = Column::empty(ColumnType::String);

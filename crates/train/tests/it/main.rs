@@ -2,6 +2,7 @@
 //! the real MovieLens 100k when `MOVIELENS_DIR` is set), determinism, model files and configs.
 
 mod divergence;
+mod features;
 mod model_file;
 mod quality;
 
@@ -11,7 +12,7 @@ use train::{Encoded, Experiment, Trainer, ValidTrainConfig};
 
 #[path = "../common/tiny.rs"]
 mod tiny;
-pub use tiny::tiny_model_file;
+pub use tiny::{tiny_dataset, tiny_model_file};
 
 /// A small structured dataset: 300 users, 200 movies in 10 taste groups.
 pub const SMALL: SyntheticSpec = SyntheticSpec {
