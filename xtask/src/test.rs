@@ -2,8 +2,8 @@
 //!
 //! 1. `cargo fmt --check`, the tidy check, clippy with warnings denied (BLAS on).
 //! 2. Every test of the workspace on the pure-Rust matmul (`--exclude benches`, whose crate
-//!    always links OpenBLAS).
-//! 3. Every test again with OpenBLAS (`--features tensor/blas`).
+//!    always links OpenBLAS), with the optional Parquet reader on (`dataset/parquet`).
+//! 3. Every test again with OpenBLAS (`--features tensor/blas,dataset/parquet`).
 //!
 //! Tests that need the real MovieLens data read `MOVIELENS_DIR`. When it is set, xtask makes them
 //! mandatory (`REQUIRE_MOVIELENS=1`): a missing file then fails the run instead of skipping.
@@ -31,7 +31,8 @@ pub fn run(mut args: Vec<String>) -> anyhow::Result<()> {
     step("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
     tidy::check(&project_root())?;
     println!("xtask: tidy: every .rs file opens with a //! doc comment");
-    let blas_features: &[&str] = if no_blas { &[] } else { &["--features", "tensor/blas"] };
+    let blas_features: &[&str] =
+        if no_blas { &["--features", "dataset/parquet"] } else { &["--features", "tensor/blas,dataset/parquet"] };
     step(
         "clippy",
         cargo()
@@ -40,11 +41,12 @@ pub fn run(mut args: Vec<String>) -> anyhow::Result<()> {
             .args(["--", "-D", "warnings"]),
     )?;
     let mut pure = cargo();
-    pure.args(["test", "--workspace", "--exclude", "benches", "--release"]).envs(data_env.iter().cloned());
+    pure.args(["test", "--workspace", "--exclude", "benches", "--release", "--features", "dataset/parquet"])
+        .envs(data_env.iter().cloned());
     step("tests, pure-Rust matmul", &mut pure)?;
     if !no_blas {
         let mut blas = cargo();
-        blas.args(["test", "--workspace", "--release", "--features", "tensor/blas"])
+        blas.args(["test", "--workspace", "--release", "--features", "tensor/blas,dataset/parquet"])
             .env("OPENBLAS_NUM_THREADS", "1")
             .envs(data_env.iter().cloned());
         step("tests, OpenBLAS", &mut blas)?;

@@ -82,6 +82,20 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// A value of a Parquet file is malformed.
+    #[error("{}: row group {row_group}, row {row}: {}{problem}", path.display(), column.as_ref().map(|c| format!("column `{c}`: ")).unwrap_or_default())]
+    Row {
+        /// The file.
+        path: PathBuf,
+        /// 0-based row group.
+        row_group: usize,
+        /// 0-based row within the row group.
+        row: usize,
+        /// The column, when the problem is in one.
+        column: Option<String>,
+        /// What was wrong and what was expected.
+        problem: String,
+    },
     /// A value, record or header is malformed.
     #[error("{}:{line}: {}{problem}", path.display(), column.as_ref().map(|c| format!("column `{c}`: ")).unwrap_or_default())]
     Value {

@@ -39,6 +39,8 @@ mod dataset;
 mod interactions;
 mod interactions_csv;
 mod intern;
+#[cfg(feature = "parquet")]
+mod parquet_files;
 pub mod split;
 mod table;
 
@@ -48,5 +50,7 @@ pub use dataset::{Dataset, DatasetError};
 pub use interactions::Interactions;
 pub use interactions_csv::load_interactions;
 pub use intern::Interner;
+#[cfg(feature = "parquet")]
+pub use parquet_files::{load_interactions_parquet, load_table_parquet};
 pub use split::{Split, SplitError, Validation};
 pub use table::{Table, TableError};

@@ -140,9 +140,13 @@ impl DataArgs {
         let candidate_key = self.candidate_key.clone().expect("clap requires --candidate-key");
         let query_key = self.query_key.clone().expect("clap requires --query-key");
         let lists = self.lists()?;
-        let table = |path: &Path, key: &str| {
+        let table = |path: &Path, key: &str| -> anyhow::Result<dataset::Table> {
             let columns = TableColumns { key: key.to_string(), lists: lists.clone(), ..TableColumns::default() };
-            dataset::load_table(path, &CsvFormat::for_path(path), &columns)
+            if is_parquet(path)? {
+                #[cfg(feature = "parquet")]
+                return Ok(dataset::load_table_parquet(path, &columns)?);
+            }
+            Ok(dataset::load_table(path, &CsvFormat::for_path(path), &columns)?)
         };
         let candidate_table = table(candidates, &candidate_key)?;
         let columns = InteractionColumns {
@@ -213,6 +217,15 @@ impl DataArgs {
             }
         }
     }
+}
+
+/// Whether `path` is a Parquet file (by extension), and an error if this build cannot read it.
+fn is_parquet(path: &Path) -> anyhow::Result<bool> {
+    let parquet = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    if parquet && !cfg!(feature = "parquet") {
+        bail!("{}: this build reads no Parquet; rebuild twotower with its default feature `parquet`", path.display());
+    }
+    Ok(parquet)
 }
 
 /// Keeps the interactions whose weight is at least `min`.
