@@ -7,9 +7,10 @@
 //! could rank apart, or a twin of the true candidate could outrank it.
 //!
 //! Ranks here are defined by the **exact score** [`exact_score`]: the f32 products summed in
-//! f64 in index order. Each product of two f32 is exact in f64 (24 + 24 < 53 mantissa bits) and
-//! the order of the sum is fixed, so the value is the same on every machine, and identical rows
-//! get identical scores. The fast GEMM score `s̃` only filters: with the forward error bound of
+//! f64 in a fixed order (four lanes by index mod 4, then `(l0 + l1) + (l2 + l3)`). Each product
+//! of two f32 is exact in f64 (24 + 24 < 53 mantissa bits) and the order of the sum is fixed by
+//! the code (Rust never reassociates floats), so the value is the same on every machine, and
+//! identical rows get identical scores. The fast GEMM score `s̃` only filters: with the forward error bound of
 //! a dot product of length `d` in any summation order, with or without FMA,
 //!
 //! ```text
@@ -21,13 +22,39 @@
 
 use ndarray::ArrayView1;
 
-/// `q·c` as f64: exact products, summed in index order. The same value on every CPU.
+/// `q·c` as f64: exact products, summed in four lanes (`i mod 4`) combined as
+/// `(l0 + l1) + (l2 + l3)`. The same value on every CPU.
 ///
 /// # Shapes
 /// `q: (d)`, `c: (d)`.
 pub fn exact_score(q: ArrayView1<'_, f32>, c: ArrayView1<'_, f32>) -> f64 {
     debug_assert_eq!(q.len(), c.len(), "exact_score: lengths differ");
-    q.iter().zip(c.iter()).fold(0.0f64, |sum, (&a, &b)| sum + f64::from(a) * f64::from(b))
+    match (q.as_slice(), c.as_slice()) {
+        (Some(q), Some(c)) => exact_dot(q, c),
+        _ => {
+            let mut lanes = [0f64; 4];
+            for (i, (&a, &b)) in q.iter().zip(c.iter()).enumerate() {
+                lanes[i % 4] += f64::from(a) * f64::from(b);
+            }
+            (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+        }
+    }
+}
+
+/// [`exact_score`] of two slices (the same order, written so that it vectorises).
+pub(crate) fn exact_dot(q: &[f32], c: &[f32]) -> f64 {
+    let mut lanes = [0f64; 4];
+    let (q_chunks, c_chunks) = (q.chunks_exact(4), c.chunks_exact(4));
+    let (q_tail, c_tail) = (q_chunks.remainder(), c_chunks.remainder());
+    for (a, b) in q_chunks.zip(c_chunks) {
+        for k in 0..4 {
+            lanes[k] += f64::from(a[k]) * f64::from(b[k]);
+        }
+    }
+    for (k, (&a, &b)) in q_tail.iter().zip(c_tail).enumerate() {
+        lanes[k] += f64::from(a) * f64::from(b);
+    }
+    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
 }
 
 /// Each row's Euclidean norm, in f64.
@@ -35,39 +62,56 @@ pub(crate) fn row_norms(rows: ndarray::ArrayView2<'_, f32>) -> Vec<f64> {
     rows.rows().into_iter().map(|row| row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt()).collect()
 }
 
-/// How far a GEMM score of a query block may lie from the exact score, for one query against
-/// one block of candidates.
+/// How far a GEMM score may lie from the exact score, for one query: `width(‖c‖)` bounds
+/// `|s̃ − q·c|` for a candidate of norm `‖c‖`, widened by a factor 2 (which also covers the f64
+/// rounding of the exact score and of the thresholds).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Band(f64);
+pub(crate) struct Band {
+    /// `2 γ_d ‖q‖`.
+    per_norm: f64,
+    /// f32 underflow (subnormal products flushed or rounded): at most 2⁻¹⁴⁹ per term, doubled.
+    underflow: f64,
+}
 
 impl Band {
-    /// The bound for a dot product of length `dim` between a query of norm `query_norm` and
-    /// candidates of norm at most `max_candidate_norm`, widened by a factor 2 and by the
-    /// rounding of the thresholds to f32 (see [`Band::around`]).
-    pub(crate) fn new(dim: usize, query_norm: f64, max_candidate_norm: f64) -> Self {
+    /// The band of a query of norm `query_norm` in dot products of length `dim`.
+    pub(crate) fn new(dim: usize, query_norm: f64) -> Self {
         let u = f64::from(f32::EPSILON) / 2.0;
         let du = (dim.max(1) as f64 + 2.0) * u;
         let gamma = du / (1.0 - du).max(f64::MIN_POSITIVE);
-        // f32 underflow (subnormal products flushed or rounded) adds at most 2⁻¹⁴⁹ per term.
-        let underflow = dim as f64 * f64::from(f32::from_bits(1));
-        Self(2.0 * gamma * query_norm * max_candidate_norm + 2.0 * underflow)
+        Self { per_norm: 2.0 * gamma * query_norm, underflow: 2.0 * dim as f64 * f64::from(f32::from_bits(1)) }
     }
 
-    /// `(lo, hi)` in f32 with `lo ≤ threshold − band` and `hi ≥ threshold + band`: a GEMM score
-    /// `> hi` is exactly above the threshold, one `< lo` exactly below it. NaN or infinite
-    /// bands give `(−∞, +∞)`: everything is rescored.
-    pub(crate) fn around(self, threshold: f64) -> (f32, f32) {
-        let (lo, hi) = (threshold - self.0, threshold + self.0);
+    /// The bound for a candidate of norm `candidate_norm`.
+    pub(crate) fn width(self, candidate_norm: f64) -> f64 {
+        self.per_norm * candidate_norm + self.underflow
+    }
+
+    /// `(lo, hi)` in f32 with `lo ≤ threshold − width` and `hi ≥ threshold + width`: a GEMM
+    /// score `> hi` is exactly above the threshold, one `< lo` exactly below it, for every
+    /// candidate of norm at most `candidate_norm`. NaN or infinite bands give `(−∞, +∞)`:
+    /// everything is rescored.
+    pub(crate) fn around(self, threshold: f64, candidate_norm: f64) -> (f32, f32) {
+        let width = self.width(candidate_norm);
+        let (lo, hi) = (threshold - width, threshold + width);
         if !(lo.is_finite() && hi.is_finite()) {
             return (f32::NEG_INFINITY, f32::INFINITY);
         }
         (round_down(lo), round_up(hi))
     }
 
-    /// Whether a GEMM score `score` may be at or above `threshold` exactly.
-    pub(crate) fn may_reach(self, score: f32, threshold: f64) -> bool {
-        // NaN anywhere: cannot rule it out, so rescore.
-        (f64::from(score) + self.0).partial_cmp(&threshold) != Some(std::cmp::Ordering::Less)
+    /// Where a GEMM score `score` of a candidate of norm `candidate_norm` lies against
+    /// `threshold` exactly: `Some(true)` certainly above, `Some(false)` certainly not above,
+    /// `None` too close to tell (rescore).
+    pub(crate) fn above(self, score: f32, candidate_norm: f64, threshold: f64) -> Option<bool> {
+        let (score, width) = (f64::from(score), self.width(candidate_norm));
+        if score - width > threshold {
+            Some(true)
+        } else if score + width < threshold {
+            Some(false)
+        } else {
+            None
+        }
     }
 }
 
@@ -113,13 +157,27 @@ mod tests {
 
     #[test]
     fn band_edges_round_outward() {
-        let band = Band::new(32, 1.0, 1.0);
+        let band = Band::new(32, 1.0);
         for threshold in [0.0, 1.0 / 3.0, -7.123_456_789, 1e-30, 123_456.789] {
-            let (lo, hi) = band.around(threshold);
-            assert!(f64::from(lo) <= threshold - band.0 && f64::from(hi) >= threshold + band.0, "{threshold}");
+            let (lo, hi) = band.around(threshold, 1.0);
+            let width = band.width(1.0);
+            assert!(f64::from(lo) <= threshold - width && f64::from(hi) >= threshold + width, "{threshold}");
             assert!(lo < hi);
         }
-        assert_eq!(band.around(f64::NAN), (f32::NEG_INFINITY, f32::INFINITY));
-        assert_eq!(Band::new(4, f64::INFINITY, 1.0).around(0.0), (f32::NEG_INFINITY, f32::INFINITY));
+        assert_eq!(band.around(f64::NAN, 1.0), (f32::NEG_INFINITY, f32::INFINITY));
+        assert_eq!(Band::new(4, f64::INFINITY).around(0.0, 1.0), (f32::NEG_INFINITY, f32::INFINITY));
+        assert_eq!(band.above(2.0, 1.0, 1.0), Some(true));
+        assert_eq!(band.above(0.5, 1.0, 1.0), Some(false));
+        assert_eq!(band.above(1.0, 1.0, 1.0), None);
+        assert_eq!(Band::new(4, f64::NAN).above(1.0, 1.0, 0.0), None);
+    }
+
+    #[test]
+    fn the_slice_and_strided_orders_agree() {
+        let q = ndarray::Array1::from_iter((0..37).map(|i| (i as f32 * 0.37).sin()));
+        let c = ndarray::Array1::from_iter((0..74).map(|i| (i as f32 * 0.11).cos()));
+        let strided = c.slice(ndarray::s![..;2]);
+        let contiguous = strided.to_owned();
+        assert_eq!(exact_score(q.view(), strided), exact_score(q.view(), contiguous.view()));
     }
 }

@@ -97,7 +97,6 @@ impl BruteForceIndex {
             let q_end = (q_start + QUERY_BLOCK).min(n_queries);
             for c_start in (0..n_rows).step_by(CANDIDATE_BLOCK) {
                 let c_end = (c_start + CANDIDATE_BLOCK).min(n_rows);
-                let max_norm = self.norms[c_start..c_end].iter().copied().fold(0.0, f64::max);
                 let mut scores = block.slice_mut(s![..q_end - q_start, ..c_end - c_start]);
                 kernel.scores(
                     queries.slice(s![q_start..q_end, ..]),
@@ -107,11 +106,12 @@ impl BruteForceIndex {
                 let scores = scores.view();
                 best[q_start..q_end].par_iter_mut().enumerate().for_each(|(i, kept)| {
                     let query = queries.row(q_start + i);
-                    let band = Band::new(dim, query_norms[q_start + i], max_norm);
+                    let band = Band::new(dim, query_norms[q_start + i]);
                     let excluded = exclusions.map_or(&[][..], |ex| &ex[q_start + i][..]);
                     for (j, &score) in scores.row(i).iter().enumerate() {
                         let row = (c_start + j) as u32;
-                        if kept.len() == k && !band.may_reach(score, kept[k - 1].0) {
+                        if kept.len() == k && band.above(score, self.norms[row as usize], kept[k - 1].0) == Some(false)
+                        {
                             continue;
                         }
                         if excluded.contains(&self.ids[row as usize]) {

@@ -132,20 +132,30 @@ fn count_above(
                     return;
                 }
                 let pos = positives[query];
-                let (lo, hi) = Band::new(dim, query_norms[query], max_norm).around(pos);
+                let band = Band::new(dim, query_norms[query]);
+                let (lo, hi) = band.around(pos, max_norm);
                 let row = scores.row(i);
                 let row = row.as_slice().expect("score blocks are row-contiguous");
-                // Certainly above, and at least possibly above; rescore the difference exactly.
-                let certain = row.iter().map(|&v| u32::from(v > hi)).sum::<u32>();
-                let possible = row.iter().map(|&v| u32::from(v >= lo)).sum::<u32>();
+                // Certainly above, and at least possibly above (one vectorised pass); rescore the
+                // difference exactly. The true row itself is always in the band and never above
+                // (its exact score is the threshold), so it needs no rescoring.
+                let (certain, possible) =
+                    row.iter().fold((0u32, 0u32), |(c, p), &v| (c + u32::from(v > hi), p + u32::from(v >= lo)));
+                let own = true_rows[query] as usize;
+                let own_in_band = (c_start..c_end).contains(&own) && (lo..=hi).contains(&row[own - c_start]);
+                // Coarse band (the block's largest norm), then each candidate's own band, then exact.
                 let is_above = |j: usize| {
                     let v = row[j];
-                    v > hi || (v >= lo && exact_score(queries.row(query), c_block.row(j)) > pos)
+                    v > hi
+                        || (v >= lo
+                            && band
+                                .above(v, catalogue_norms[c_start + j], pos)
+                                .unwrap_or_else(|| exact_score(queries.row(query), c_block.row(j)) > pos))
                 };
                 count.rows += certain;
-                if possible > certain {
-                    count.rows +=
-                        (0..row.len()).filter(|&j| row[j] >= lo && row[j] <= hi && is_above(j)).count() as u32;
+                if possible > certain + u32::from(own_in_band) {
+                    let in_band = |j: &usize| row[*j] >= lo && row[*j] <= hi && c_start + *j != own;
+                    count.rows += (0..row.len()).filter(in_band).filter(|&j| is_above(j)).count() as u32;
                 }
                 if let Some(ex) = exclusions {
                     let excluded = ex[query].iter().map(|&r| r as usize).filter(|r| (c_start..c_end).contains(r));

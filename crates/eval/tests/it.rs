@@ -16,10 +16,15 @@ fn random(shape: (usize, usize), rng: &mut impl Rng) -> Array2<f32> {
     Array2::from_shape_fn(shape, |_| rng.random_range(-1.0f32..1.0))
 }
 
-/// The naive reference score: f64 products summed in index order (no GEMM anywhere).
+/// The naive reference score, as `exact_score` defines it (no GEMM anywhere): exact f64
+/// products in four lanes by index mod 4, combined as `(l0 + l1) + (l2 + l3)`.
 fn naive_scores(queries: &Array2<f32>, candidates: &Array2<f32>) -> Array2<f64> {
     Array2::from_shape_fn((queries.nrows(), candidates.nrows()), |(i, j)| {
-        queries.row(i).iter().zip(candidates.row(j)).fold(0.0, |s, (&a, &b)| s + f64::from(a) * f64::from(b))
+        let mut lanes = [0f64; 4];
+        for (k, (&a, &b)) in queries.row(i).iter().zip(candidates.row(j)).enumerate() {
+            lanes[k % 4] += f64::from(a) * f64::from(b);
+        }
+        (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
     })
 }
 
