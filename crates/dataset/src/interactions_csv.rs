@@ -58,6 +58,12 @@ impl std::hash::Hasher for Fnv {
         self.0
     }
 
+    fn write_u64(&mut self, word: u64) {
+        // One multiply-xorshift round for packed keys (see `pack`).
+        let mixed = (self.0 ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = mixed ^ (mixed >> 29);
+    }
+
     fn write(&mut self, bytes: &[u8]) {
         let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
         for &b in bytes {
@@ -68,6 +74,61 @@ impl std::hash::Hasher for Fnv {
 }
 
 type FnvMap<V> = HashMap<Box<[u8]>, V, std::hash::BuildHasherDefault<Fnv>>;
+
+/// A key of at most 7 bytes packed into a `u64` (its length in the top byte, so `"1"` and
+/// `"1\0"` differ): most keys are short ids, and comparing a `u64` beats a `memcmp` call.
+fn pack(bytes: &[u8]) -> Option<u64> {
+    (bytes.len() <= 7).then(|| {
+        let mut word = [0u8; 8];
+        word[..bytes.len()].copy_from_slice(bytes);
+        word[7] = bytes.len() as u8;
+        u64::from_le_bytes(word)
+    })
+}
+
+/// The canonical decimal number a key spells (`"0"`, `"27349"`; not `"007"`, `"+1"`, `" 1"`),
+/// if below 10⁷: such keys index a dense table instead of a hash map.
+fn small_number(key: &[u8]) -> Option<usize> {
+    let canonical =
+        !key.is_empty() && key.len() <= 7 && key.iter().all(u8::is_ascii_digit) && (key[0] != b'0' || key.len() == 1);
+    canonical.then(|| key.iter().fold(0usize, |n, &d| n * 10 + usize::from(d - b'0')))
+}
+
+/// Key → id: numeric keys in a dense table, other short keys packed (see [`pack`]), the rest
+/// hashed. All three are exact: a key maps to the id it was inserted with, byte for byte.
+#[derive(Debug, Default)]
+struct KeyMap {
+    /// Indexed by [`small_number`]; `u32::MAX` is absent.
+    dense: Vec<u32>,
+    short: HashMap<u64, u32, std::hash::BuildHasherDefault<Fnv>>,
+    long: FnvMap<u32>,
+}
+
+impl KeyMap {
+    fn get(&self, key: &[u8]) -> Option<u32> {
+        if let Some(n) = small_number(key) {
+            return self.dense.get(n).copied().filter(|&id| id != u32::MAX);
+        }
+        match pack(key) {
+            Some(word) => self.short.get(&word).copied(),
+            None => self.long.get(key).copied(),
+        }
+    }
+
+    fn insert(&mut self, key: &[u8], id: u32) {
+        if let Some(n) = small_number(key) {
+            if self.dense.len() <= n {
+                self.dense.resize(n + 1, u32::MAX);
+            }
+            self.dense[n] = id;
+            return;
+        }
+        match pack(key) {
+            Some(word) => self.short.insert(word, id),
+            None => self.long.insert(key.into(), id),
+        };
+    }
+}
 
 /// One chunk's interactions, with query ids local to the chunk.
 #[derive(Debug, Default)]
@@ -93,10 +154,17 @@ fn parse_part<R: std::io::Read>(
     context: &Context<'_>,
     mut reader: csv::Reader<R>,
     first_line: u64,
+    expected_rows: usize,
 ) -> Result<Part, LoadError> {
-    let mut part = Part::default();
-    let mut local_ids: FnvMap<u32> = FnvMap::default();
-    let mut candidate_rows: FnvMap<u32> = FnvMap::default();
+    let mut part = Part {
+        query: Vec::with_capacity(expected_rows),
+        candidate: Vec::with_capacity(expected_rows),
+        timestamp: Vec::with_capacity(if context.timestamp_at.is_some() { expected_rows } else { 0 }),
+        weight: Vec::with_capacity(if context.weight_at.is_some() { expected_rows } else { 0 }),
+        keys: Vec::new(),
+    };
+    let mut local_ids = KeyMap::default();
+    let mut candidate_rows = KeyMap::default();
     let mut last_query: (Vec<u8>, u32) = (Vec::new(), u32::MAX);
     let mut record = csv::ByteRecord::new();
     let columns = context.columns;
@@ -118,7 +186,7 @@ fn parse_part<R: std::io::Read>(
             last_query.1
         } else {
             let id = match local_ids.get(query) {
-                Some(&id) => id,
+                Some(id) => id,
                 None => {
                     let key = context.text(query, line, &columns.query_key)?;
                     if key.trim().is_empty() {
@@ -126,7 +194,7 @@ fn parse_part<R: std::io::Read>(
                     }
                     let id = part.keys.len() as u32;
                     part.keys.push(key.into_owned());
-                    local_ids.insert(query.into(), id);
+                    local_ids.insert(query, id);
                     id
                 }
             };
@@ -137,7 +205,7 @@ fn parse_part<R: std::io::Read>(
         };
         let candidate = &record[context.candidate_at];
         let row = match candidate_rows.get(candidate) {
-            Some(&row) => row,
+            Some(row) => row,
             None => {
                 let key = context.text(candidate, line, &columns.candidate_key)?;
                 let row = context.candidates.row_of(&key).ok_or_else(|| {
@@ -147,7 +215,7 @@ fn parse_part<R: std::io::Read>(
                         format!("{key:?} is not a key of the candidate table"),
                     )
                 })?;
-                candidate_rows.insert(candidate.into(), row);
+                candidate_rows.insert(candidate, row);
                 row
             }
         };
@@ -170,8 +238,8 @@ fn parse_part<R: std::io::Read>(
     Ok(part)
 }
 
-/// Cuts `body` at newlines into chunks of about `chunk_bytes`: `(first line, bytes)`.
-fn chunks(body: &[u8], first_line: u64, chunk_bytes: usize) -> Vec<(u64, &[u8])> {
+/// Cuts `body` at newlines into chunks of about `chunk_bytes`: `(first line, lines, bytes)`.
+fn chunks(body: &[u8], first_line: u64, chunk_bytes: usize) -> Vec<(u64, usize, &[u8])> {
     let mut out = Vec::new();
     let (mut start, mut line) = (0, first_line);
     while start < body.len() {
@@ -180,8 +248,9 @@ fn chunks(body: &[u8], first_line: u64, chunk_bytes: usize) -> Vec<(u64, &[u8])>
             end += 1;
         }
         let chunk = &body[start..end];
-        out.push((line, chunk));
-        line += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        let n_lines = chunk.iter().filter(|&&b| b == b'\n').count();
+        out.push((line, n_lines + 1, chunk));
+        line += n_lines as u64;
         start = end;
     }
     out
@@ -230,17 +299,17 @@ fn load_in_chunks(
     let parts: Vec<Part> = if body.contains(&b'"') {
         let reader =
             csv::ReaderBuilder::new().delimiter(context.delimiter).has_headers(false).flexible(true).from_reader(body);
-        vec![parse_part(&context, reader, body_line)?]
+        vec![parse_part(&context, reader, body_line, 0)?]
     } else {
         chunks(body, body_line, chunk_bytes)
             .into_par_iter()
-            .map(|(line, chunk)| {
+            .map(|(line, n_lines, chunk)| {
                 let reader = csv::ReaderBuilder::new()
                     .delimiter(context.delimiter)
                     .has_headers(false)
                     .flexible(true)
                     .from_reader(chunk);
-                parse_part(&context, reader, line)
+                parse_part(&context, reader, line, n_lines)
             })
             .collect::<Result<_, _>>()?
     };
@@ -297,6 +366,21 @@ mod tests {
 
     fn body(n: usize) -> String {
         (0..n).map(|k| format!("user{},i{},{},{}.5\n", (k * 7) % 97, k % 50, 1000 + k, k % 5)).collect()
+    }
+
+    #[test]
+    fn key_maps_keep_every_key_distinct() {
+        let keys: [&[u8]; 9] = [b"1", b"01", b"001", b"0", b"1234567", b"12345678", b"a", b"a\0", b"x y"];
+        let mut map = KeyMap::default();
+        for (id, key) in keys.iter().enumerate() {
+            assert_eq!(map.get(key), None);
+            map.insert(key, id as u32);
+        }
+        for (id, key) in keys.iter().enumerate() {
+            assert_eq!(map.get(key), Some(id as u32), "{:?}", String::from_utf8_lossy(key));
+        }
+        assert_eq!(map.get(b"2"), None);
+        assert_eq!(map.get(b"10"), None);
     }
 
     #[test]
