@@ -64,7 +64,12 @@ impl Buckets {
 
     /// The bucket of `x`: `#{ i : f32(b_i) ≤ f32(x) }`, in `0..=n_boundaries`.
     pub fn bucketize(&self, x: i64) -> u32 {
-        let x = x as f32;
+        self.bucketize_f32(x as f32)
+    }
+
+    /// The bucket of a float: `#{ i : f32(b_i) ≤ x }` (so `-0.0` and `0.0` fall on the same side
+    /// of a boundary at 0, and NaN, which is not ≥ any boundary, falls in bucket 0).
+    pub fn bucketize_f32(&self, x: f32) -> u32 {
         self.boundaries.partition_point(|&b| b <= x) as u32
     }
 

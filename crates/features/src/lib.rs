@@ -9,6 +9,10 @@
 //! | `Discretization(bin_boundaries=…)` | [`Buckets`] |
 //! | `Normalization(axis=None)` | [`Normalizer`] |
 //! | `TextVectorization(max_tokens=…)` | [`TextVectorizer`] |
+//! | `Hashing(num_bins, salt)` | [`Hashing`] |
+//! | `StringLookup(num_oov_indices=n, mask_token=…)` | [`StringLookup`] |
+//! | `IntegerLookup(num_oov_indices=n, mask_token=…)` | [`IntegerLookup`] |
+//! | `Normalization(axis=-1)` | [`Normalizer::adapt_columns`] |
 //!
 //! ```
 //! use features::{Vocabulary, TextVectorizer};
@@ -20,11 +24,15 @@
 #![warn(missing_docs)]
 
 mod bucketing;
+mod hashing;
+mod lookup;
 mod normalize;
 mod tokenising;
 mod vocab;
 
 pub use bucketing::Buckets;
+pub use hashing::{fingerprint64, Hashing, ZeroBins};
+pub use lookup::{IntegerLookup, IntegerLookupParts, LookupError, StringLookup, StringLookupParts};
 pub use normalize::Normalizer;
 pub use tokenising::{standardize, TextVectorizer, PAD_INDEX, UNK_INDEX};
 pub use vocab::{adapt_order, Vocabulary, OOV_INDEX};

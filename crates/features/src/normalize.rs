@@ -32,19 +32,51 @@ pub struct Normalizer {
 impl Normalizer {
     /// Adapts on `values` in the given order, exactly as `Normalization(axis=None).adapt(array)`.
     pub fn adapt(values: &[i64]) -> Self {
+        let floats: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+        Self::adapt_f32(&floats)
+    }
+
+    /// One normaliser per column of `rows` (`Normalization(axis=-1)`), each adapted as
+    /// [`Self::adapt_f32`] on its column.
+    ///
+    /// # Panics
+    /// If the rows have different lengths.
+    pub fn adapt_columns(rows: &[Vec<f32>]) -> Vec<Self> {
+        let width = rows.first().map_or(0, Vec::len);
+        assert!(rows.iter().all(|r| r.len() == width), "Normalizer::adapt_columns: ragged rows");
+        (0..width)
+            .map(|c| Self::adapt_with(&rows.iter().map(|r| r[c]).collect::<Vec<f32>>(), ADAPT_BATCH, sequential_sum))
+            .collect()
+    }
+
+    /// Adapts on float `values` in the given order: Keras' batch-of-32 float32 merge.
+    pub fn adapt_f32(values: &[f32]) -> Self {
+        Self::adapt_with(values, ADAPT_BATCH, pairwise_sum)
+    }
+
+    /// One normaliser over every value of `rows` (`Normalization(axis=None)` on 2-D data): the
+    /// batches are 32 rows, each reduced as one flat buffer.
+    pub fn adapt_rows(rows: &[Vec<f32>]) -> Self {
+        let width = rows.first().map_or(1, Vec::len).max(1);
+        Self::adapt_with(&rows.concat(), ADAPT_BATCH * width, pairwise_sum)
+    }
+
+    /// The merge, with the batch reduction TF uses for the layout: pairwise for a 1-D batch
+    /// (`axis=None`), row by row down each column for a 2-D batch reduced over axis 0.
+    fn adapt_with(values: &[f32], batch_len: usize, sum: fn(&[f32]) -> f32) -> Self {
         let mut mean = 0f32;
         let mut variance = 0f32;
         let mut count = 0usize;
-        let mut batch = Vec::with_capacity(ADAPT_BATCH);
-        for chunk in values.chunks(ADAPT_BATCH) {
+        let mut batch = Vec::with_capacity(batch_len);
+        for chunk in values.chunks(batch_len) {
             batch.clear();
-            batch.extend(chunk.iter().map(|&v| v as f32));
+            batch.extend_from_slice(chunk);
             let n_b = batch.len() as f32;
-            let batch_mean = pairwise_sum(&batch) / n_b;
+            let batch_mean = sum(&batch) / n_b;
             for v in batch.iter_mut() {
                 *v = (*v - batch_mean) * (*v - batch_mean);
             }
-            let batch_variance = pairwise_sum(&batch) / n_b;
+            let batch_variance = sum(&batch) / n_b;
             count += chunk.len();
             let w = n_b / count as f32;
             let existing = 1.0 - w;
@@ -58,8 +90,18 @@ impl Normalizer {
 
     /// `(f32(x) − μ) / max(sqrt(σ²), 1e-7)`.
     pub fn normalize(&self, x: i64) -> f32 {
-        (x as f32 - self.mean) / self.variance.sqrt().max(STD_FLOOR)
+        self.normalize_f32(x as f32)
     }
+
+    /// `(x − μ) / max(sqrt(σ²), 1e-7)`.
+    pub fn normalize_f32(&self, x: f32) -> f32 {
+        (x - self.mean) / self.variance.sqrt().max(STD_FLOOR)
+    }
+}
+
+/// Sums in order.
+fn sequential_sum(values: &[f32]) -> f32 {
+    values.iter().sum()
 }
 
 /// Sums neighbours pairwise, level by level; an odd last element is carried up unchanged.
