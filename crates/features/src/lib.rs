@@ -6,7 +6,8 @@
 //! | Keras layer | here |
 //! |---|---|
 //! | `StringLookup(vocabulary=…, mask_token=None)` | [`Vocabulary`] |
-//! | `Discretization(bin_boundaries=…)` | [`Buckets`] |
+//! | `Discretization(bin_boundaries=…)` | [`Buckets`] ([`Buckets::bucketize_f32`] for floats) |
+//! | `Discretization(num_bins=…, epsilon=…).adapt(…)` | [`Buckets::adapt_quantiles`] |
 //! | `Normalization(axis=None)` | [`Normalizer`] |
 //! | `TextVectorization(max_tokens=…)` | [`TextVectorizer`] |
 //! | `Hashing(num_bins, salt)` | [`Hashing`] |
@@ -27,6 +28,7 @@ mod bucketing;
 mod hashing;
 mod lookup;
 mod normalize;
+mod quantiles;
 mod tokenising;
 mod vocab;
 

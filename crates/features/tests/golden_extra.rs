@@ -133,3 +133,32 @@ fn per_feature_normalization_matches_keras() {
         }
     }
 }
+
+#[test]
+fn quantile_boundaries_match_keras_adapt() {
+    let Some(golden) = golden("discretization_adapt") else { return };
+    let adapt = &golden["discretization_adapt"];
+    let (mut exact, mut total, mut worst) = (0, 0, 0f64);
+    for case in adapt["cases"].as_array().unwrap() {
+        let name = case["data"].as_str().unwrap();
+        let data: Vec<f32> =
+            adapt["samples"][name].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let num_bins = case["num_bins"].as_u64().unwrap() as usize;
+        let epsilon = case["epsilon"].as_f64().unwrap();
+        let buckets = features::Buckets::adapt_quantiles(&data, num_bins, epsilon);
+        let want: Vec<f32> =
+            case["bin_boundaries"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let ours: Vec<f32> = buckets.boundaries().iter().map(|&b| b as f32).collect();
+        assert_eq!(ours.len(), want.len(), "{name}, {num_bins} bins, ε {epsilon}");
+        for (a, b) in ours.iter().zip(&want) {
+            total += 1;
+            exact += usize::from(a == b);
+            worst = worst.max(f64::from((a - b).abs()) / f64::from(b.abs()).max(1e-30));
+        }
+        let probes: Vec<f32> = case["probes"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let ours: Vec<i64> = probes.iter().map(|&p| i64::from(buckets.bucketize_f32(p))).collect();
+        assert_eq!(ours, integers(&case["buckets"]), "{name}, {num_bins} bins, ε {epsilon}: probe buckets");
+    }
+    eprintln!("discretization_adapt: {exact}/{total} boundaries bit-exact, largest relative error {worst:e}");
+    assert_eq!(exact, total, "every adapted boundary bit for bit");
+}
