@@ -26,6 +26,11 @@ const MIN_BLOCK_ROWS: usize = 32;
 pub struct LossConfig {
     /// Divide the logits by this before the softmax; `None` means 1.
     pub temperature: Option<f32>,
+    /// TFRS `num_hard_negatives = h`: each row's softmax keeps its positive and only the `h`
+    /// largest other logits (after temperature, logQ and accidental hits; ties by lower column,
+    /// as `top_k`). `None` keeps every candidate.
+    #[serde(default)]
+    pub num_hard_negatives: Option<usize>,
 }
 
 /// Whether in-batch candidates equal to the positive are masked out of the negatives.
@@ -94,6 +99,8 @@ struct HalfBuffers {
     logits: Buffer,
     /// Scratch of the backward GEMMs.
     scratch: RowScaledScratch,
+    /// Scratch of the hard-negative selection: `(logit, column)` of one row's negatives.
+    negatives: Vec<(f32, u32)>,
     /// This half's contribution to `dC`, `(N, d)`.
     dcandidate: Buffer,
 }
@@ -102,6 +109,7 @@ struct HalfBuffers {
 struct Shared<'a, 'b> {
     batch: &'a Batch<'b>,
     temperature: Option<f32>,
+    num_hard_negatives: Option<usize>,
 }
 
 impl InBatchSoftmax {
@@ -148,7 +156,7 @@ impl InBatchSoftmax {
         self.row_losses.resize(n_queries, 0.0);
         self.row_scale.resize(n_queries, 0.0);
         self.dquery.reshape_zeroed(n_queries, dim);
-        let shared = Shared { batch, temperature: config.temperature };
+        let shared = Shared { batch, temperature: config.temperature, num_hard_negatives: config.num_hard_negatives };
         // Two halves of the query rows, each scored, exponentiated and pushed through the
         // backward GEMMs on its own thread; small batches stay in one piece. The split depends
         // only on the sizes, so the numbers do not depend on the thread count.
@@ -235,6 +243,9 @@ impl HalfBuffers {
                         }
                     }
                 }
+                if let Some(h) = shared.num_hard_negatives {
+                    keep_hardest(row, i, h, &mut self.negatives);
+                }
                 let positive_logit = row[i];
                 let exp = exp_row(row);
                 let weight = batch.sample_weight.map_or(1.0, |w| w[i]);
@@ -255,5 +266,26 @@ impl HalfBuffers {
                 Parallelism::Serial,
             );
         }
+    }
+}
+
+/// Keeps column `positive` and the `h` largest other logits of `row` (ties: lower column first,
+/// as TF's `top_k`), and sets every other logit to −∞, so that it gets zero weight in the
+/// softmax and zero gradient.
+fn keep_hardest(row: &mut [f32], positive: usize, h: usize, negatives: &mut Vec<(f32, u32)>) {
+    if h + 1 >= row.len() {
+        return;
+    }
+    negatives.clear();
+    negatives.extend(row.iter().enumerate().filter(|&(j, _)| j != positive).map(|(j, &v)| (v, j as u32)));
+    // Larger logit first; equal logits, lower column first.
+    let order = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if h == 0 {
+        negatives.iter().for_each(|&(_, j)| row[j as usize] = f32::NEG_INFINITY);
+        return;
+    }
+    negatives.select_nth_unstable_by(h - 1, order);
+    for &(_, j) in &negatives[h..] {
+        row[j as usize] = f32::NEG_INFINITY;
     }
 }

@@ -30,6 +30,11 @@ struct Case {
 struct Options {
     temperature: Option<f32>,
     #[serde(default)]
+    num_hard_negatives: Option<usize>,
+    /// Candidates used (the first `n`); `None`: as many as queries.
+    #[serde(default)]
+    n_candidates: Option<usize>,
+    #[serde(default)]
     logq: bool,
     #[serde(default)]
     remove_accidental_hits: bool,
@@ -43,20 +48,35 @@ fn max_relative_error(ours: ArrayView2<'_, f32>, theirs: &Array2<f32>) -> f32 {
 
 #[test]
 fn golden_parity_with_tfrs() {
-    let golden: Golden = serde_json::from_str(include_str!("golden/retrieval_loss.json")).unwrap();
-    let (q, c) = (matrix(&golden.query), matrix(&golden.candidate));
+    check_golden(include_str!("golden/retrieval_loss.json"));
+}
+
+/// `num_hard_negatives`, and more candidates than queries (extra negatives), alone and combined
+/// with logQ, accidental hits and temperature (`tests/golden/retrieval_extra.json`).
+#[test]
+fn golden_parity_with_tfrs_hard_negatives_and_extra_candidates() {
+    check_golden(include_str!("golden/retrieval_extra.json"));
+}
+
+fn check_golden(text: &str) {
+    let golden: Golden = serde_json::from_str(text).unwrap();
+    let q = matrix(&golden.query);
     let mut loss = InBatchSoftmax::default();
     for case in &golden.cases {
+        let n = case.options.n_candidates.unwrap_or(golden.query.len());
+        let c = matrix(&golden.candidate[..n]);
         let batch = Batch {
-            candidate_sampling_probability: case.options.logq.then_some(&golden.candidate_sampling_probability[..]),
+            candidate_sampling_probability: case.options.logq.then_some(&golden.candidate_sampling_probability[..n]),
             accidental_hits: if case.options.remove_accidental_hits {
-                AccidentalHits::Remove { candidate_ids: &golden.candidate_ids }
+                AccidentalHits::Remove { candidate_ids: &golden.candidate_ids[..n] }
             } else {
                 AccidentalHits::Keep
             },
             ..Batch::new(q.view(), c.view())
         };
-        let value = loss.compute(&batch, &LossConfig { temperature: case.options.temperature });
+        let config =
+            LossConfig { temperature: case.options.temperature, num_hard_negatives: case.options.num_hard_negatives };
+        let value = loss.compute(&batch, &config);
         let loss_error = (value - case.loss).abs() / case.loss.abs();
         let dq_error = max_relative_error(loss.query_grad(), &matrix(&case.grad_query));
         let dc_error = max_relative_error(loss.candidate_grad(), &matrix(&case.grad_candidate));
@@ -67,7 +87,7 @@ fn golden_parity_with_tfrs() {
     }
 }
 
-/// Every combination of temperature, logQ, accidental hits and weights, with N > B.
+/// Every combination of temperature, logQ, accidental hits, weights and hard negatives, with N > B.
 #[test]
 fn gradcheck_every_option_combination() {
     let mut rng = ChaCha8Rng::seed_from_u64(21);
@@ -78,8 +98,11 @@ fn gradcheck_every_option_combination() {
     let probabilities = [0.3f32, 0.1, 0.05, 0.2, 1e-8, 0.6];
     let weights = [1.0f32, 0.5, 2.0, 0.0];
     let mut worst = 0f32;
-    for mask in 0..16u32 {
-        let config = LossConfig { temperature: (mask & 1 != 0).then_some(0.7) };
+    for mask in 0..32u32 {
+        let config = LossConfig {
+            temperature: (mask & 1 != 0).then_some(0.7),
+            num_hard_negatives: (mask & 16 != 0).then_some(2),
+        };
         fn make<'a>(
             mask: u32,
             q: ArrayView2<'a, f32>,
@@ -106,16 +129,19 @@ fn gradcheck_every_option_combination() {
         let eval = |q: ArrayView2<'_, f32>, c: ArrayView2<'_, f32>| {
             f64::from(InBatchSoftmax::default().compute(&make(mask, q, c, &extras), &config))
         };
-        let num_dq = numeric_gradient(q.as_slice().unwrap(), 1e-2, |v| {
+        // Hard negatives make the loss piecewise smooth (the kept set changes where two negatives
+        // tie); a smaller step stays on one piece.
+        let step = if mask & 16 != 0 { 1e-3 } else { 1e-2 };
+        let num_dq = numeric_gradient(q.as_slice().unwrap(), step, |v| {
             eval(ArrayView2::from_shape(q.dim(), v).unwrap(), c.view())
         });
-        let num_dc = numeric_gradient(c.as_slice().unwrap(), 1e-2, |v| {
+        let num_dc = numeric_gradient(c.as_slice().unwrap(), step, |v| {
             eval(q.view(), ArrayView2::from_shape(c.dim(), v).unwrap())
         });
         worst =
-            worst.max(assert_close(&format!("dQ, options {mask:04b}"), dq.as_slice().unwrap(), &num_dq, 2e-3, 1e-2));
+            worst.max(assert_close(&format!("dQ, options {mask:05b}"), dq.as_slice().unwrap(), &num_dq, 2e-3, 1e-2));
         worst =
-            worst.max(assert_close(&format!("dC, options {mask:04b}"), dc.as_slice().unwrap(), &num_dc, 2e-3, 1e-2));
+            worst.max(assert_close(&format!("dC, options {mask:05b}"), dc.as_slice().unwrap(), &num_dc, 2e-3, 1e-2));
     }
     eprintln!("loss gradcheck: max abs error {worst:e}");
 }
@@ -205,7 +231,7 @@ fn blocked_computation_matches_a_naive_reference() {
         accidental_hits: AccidentalHits::Remove { candidate_ids: &ids },
     };
     let mut loss = InBatchSoftmax::default();
-    let value = loss.compute(&batch, &LossConfig { temperature: Some(0.3) });
+    let value = loss.compute(&batch, &LossConfig { temperature: Some(0.3), num_hard_negatives: None });
     let (reference, dq, dc) = naive_reference(&batch, f64::from(0.3f32));
     let relative = |a: f64, b: f64| (a - b).abs() / b.abs().max(1.0);
     assert!(relative(f64::from(value), reference) < 1e-5, "loss {value} vs {reference}");

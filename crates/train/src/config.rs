@@ -39,8 +39,11 @@ pub struct TrainConfig {
     pub temperature: Option<f32>,
     /// Subtract `log p(candidate)` (its share of training interactions) from the logits.
     pub logq: bool,
-    /// Mask in-batch candidates with the positive's title out of the negatives.
+    /// Mask in-batch candidates with the positive's identity out of the negatives.
     pub remove_accidental_hits: bool,
+    /// Keep only the hardest `h` in-batch negatives per query (TFRS `num_hard_negatives`).
+    #[serde(default)]
+    pub num_hard_negatives: Option<usize>,
     /// Compute factorized top-k on every training batch, before its update (basic tutorial).
     pub batch_metrics: bool,
     /// Batch order.

@@ -63,6 +63,7 @@ impl Experiment {
             temperature: None,
             logq: false,
             remove_accidental_hits: false,
+            num_hard_negatives: None,
             batch_metrics: false,
             shuffle: Shuffle::EachEpoch,
         };

@@ -151,7 +151,10 @@ impl Trainer {
                 AccidentalHits::Keep
             },
         };
-        let value = loss.compute(&batch, &LossConfig { temperature: self.config.temperature });
+        let value = loss.compute(
+            &batch,
+            &LossConfig { temperature: self.config.temperature, num_hard_negatives: self.config.num_hard_negatives },
+        );
         let (query_grads, candidate_grads) = grads;
         query_grads.zero();
         candidate_grads.zero();

@@ -54,9 +54,12 @@ pub struct TrainArgs {
     /// Apply the logQ sampling-bias correction (candidate probability = share of training ratings).
     #[arg(long)]
     logq: bool,
-    /// Remove accidental hits (in-batch candidates with the positive's title).
+    /// Remove accidental hits (in-batch candidates with the positive's identity).
     #[arg(long)]
     remove_accidental_hits: bool,
+    /// Keep only the N hardest in-batch negatives per query (TFRS num_hard_negatives).
+    #[arg(long)]
+    num_hard_negatives: Option<usize>,
     /// Validate every N epochs.
     #[arg(long)]
     validation_freq: Option<usize>,
@@ -231,6 +234,9 @@ impl TrainArgs {
         }
         config.logq |= self.logq;
         config.remove_accidental_hits |= self.remove_accidental_hits;
+        if self.num_hard_negatives.is_some() {
+            config.num_hard_negatives = self.num_hard_negatives;
+        }
         if self.validation_freq.is_some() {
             config.validation_freq = self.validation_freq;
         }
