@@ -22,6 +22,7 @@ mod config;
 mod encode;
 mod evaluate;
 mod experiments;
+pub mod export;
 pub mod fs;
 mod guard;
 mod model_file;

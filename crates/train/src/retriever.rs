@@ -130,12 +130,7 @@ impl Retriever {
             Some(at) => self.check_time(at)?,
             None => features.max_timestamp,
         };
-        let batch = QueryBatch {
-            ids: &[user],
-            buckets: &[features.buckets.bucketize(at)],
-            normalized_timestamps: &[features.normalizer.normalize(at)],
-        };
-        let embedded = self.file.model.query.forward(&batch, &mut QueryCache::default()).to_owned();
+        let embedded = self.embed_users(&[user], at);
         let exclusions = (!query.include_seen).then(|| vec![self.seen(user).to_vec()]);
         let top = self.index.top_k(embedded.view(), query.k, exclusions.as_deref());
         let best = &top[0];
@@ -148,6 +143,20 @@ impl Retriever {
                 Recommendation { row, key: item.key.clone(), name: item.display().to_string(), score }
             })
             .collect())
+    }
+
+    /// The catalogue embeddings, `(n_rows, d)`, row `i` for `file().catalogue[i]`.
+    pub fn catalogue_embeddings(&self) -> ndarray::ArrayView2<'_, f32> {
+        self.index.candidates()
+    }
+
+    /// Query embeddings of user indices `users` at Unix time `at`, `(users.len(), d)`.
+    pub fn embed_users(&self, users: &[u32], at: i64) -> Array2<f32> {
+        let features = &self.file.features;
+        let buckets = vec![features.buckets.bucketize(at); users.len()];
+        let times = vec![features.normalizer.normalize(at); users.len()];
+        let batch = QueryBatch { ids: users, buckets: &buckets, normalized_timestamps: &times };
+        self.file.model.query.forward(&batch, &mut QueryCache::default()).to_owned()
     }
 
     /// `at` must lie within the span the timestamp features were fitted on, widened by that span

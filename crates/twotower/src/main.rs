@@ -1,10 +1,11 @@
-//! `twotower`: train, evaluate and serve two-tower retrieval models on MovieLens 100k.
+//! `twotower`: train, evaluate, recommend from and export two-tower retrieval models.
 //!
 //! Usually run through `cargo xtask train` / `cargo xtask recommend`, which build it in release
 //! mode with OpenBLAS. Each subcommand lives in its own module and implements `run`.
 
 mod bench;
 mod data;
+mod export;
 mod plot;
 mod recommend;
 mod report;
@@ -28,6 +29,8 @@ enum Command {
     Recommend(recommend::RecommendArgs),
     /// A short fixed benchmark of the deep [64, 32] model; writes bench.json.
     Bench(bench::BenchArgs),
+    /// Candidate and user embeddings as .npy with keys, and as Qdrant points.
+    Export(export::ExportArgs),
 }
 
 fn main() {
@@ -38,6 +41,7 @@ fn main() {
         Command::Train(args) => args.run(),
         Command::Recommend(args) => args.run(),
         Command::Bench(args) => args.run(),
+        Command::Export(args) => args.run(),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

@@ -2,6 +2,7 @@
 //! the real MovieLens 100k when `MOVIELENS_DIR` is set), determinism, model files and configs.
 
 mod divergence;
+mod export;
 mod features;
 mod model_file;
 mod quality;
