@@ -48,6 +48,9 @@ pub struct DataArgs {
     /// Column of a numeric weight (e.g. a rating) in the interactions.
     #[arg(long, requires = "interactions")]
     pub weight: Option<String>,
+    /// Text encoding of the --interactions/--candidates/--queries CSV files.
+    #[arg(long, default_value = "utf-8", value_parser = ["utf-8", "latin-1"])]
+    pub encoding: String,
     /// A list column of the candidate or query table and its separator, e.g. genres=| (repeatable).
     #[arg(long, value_name = "COL=SEP")]
     pub list_column: Vec<String>,
@@ -140,13 +143,15 @@ impl DataArgs {
         let candidate_key = self.candidate_key.clone().expect("clap requires --candidate-key");
         let query_key = self.query_key.clone().expect("clap requires --query-key");
         let lists = self.lists()?;
+        let encoding = if self.encoding == "latin-1" { dataset::Encoding::Latin1 } else { dataset::Encoding::Utf8 };
+        let format = |path: &Path| CsvFormat { encoding, ..CsvFormat::for_path(path) };
         let table = |path: &Path, key: &str| -> anyhow::Result<dataset::Table> {
             let columns = TableColumns { key: key.to_string(), lists: lists.clone(), ..TableColumns::default() };
             if is_parquet(path)? {
                 #[cfg(feature = "parquet")]
                 return Ok(dataset::load_table_parquet(path, &columns)?);
             }
-            Ok(dataset::load_table(path, &CsvFormat::for_path(path), &columns)?)
+            Ok(dataset::load_table(path, &format(path), &columns)?)
         };
         let candidate_table = table(candidates, &candidate_key)?;
         let columns = InteractionColumns {
@@ -156,7 +161,7 @@ impl DataArgs {
             weight: self.weight.clone(),
         };
         let loaded =
-            dataset::load_interactions(interactions, &CsvFormat::for_path(interactions), &columns, &candidate_table)?;
+            dataset::load_interactions(interactions, &format(interactions), &columns, &candidate_table)?;
         let queries = self.queries.as_deref().map(|path| table(path, &query_key)).transpose()?;
         let data = Dataset {
             source: format!("{} with {}", interactions.display(), candidates.display()),

@@ -280,3 +280,28 @@ fn a_generic_csv_pair_trains_with_a_validation_block() {
     let output = twotower(&no_text);
     assert!(stderr(&output).contains("no candidate text column"), "{}", stderr(&output));
 }
+
+#[test]
+fn latin1_files_need_and_get_their_encoding() {
+    let scratch = Scratch::new("latin1");
+    write_generic(&scratch.0);
+    let items = std::fs::read(scratch.0.join("items.csv")).unwrap();
+    // Item 5's name gets an é (0xe9 in latin-1, invalid on its own in UTF-8).
+    let text = String::from_utf8(items).unwrap().replace("\"Item 5,", "\"Caf\u{e9} 5,");
+    let latin1: Vec<u8> = text.chars().map(|c| u8::try_from(u32::from(c)).unwrap()).collect();
+    std::fs::write(scratch.0.join("items.csv"), latin1).unwrap();
+    let (log, items) = (scratch.0.join("log.csv"), scratch.0.join("items.csv"));
+    let out = scratch.0.join("run");
+    let mut args = vec![
+        "train", "--interactions", log.to_str().unwrap(), "--candidates", items.to_str().unwrap(),
+        "--query-key", "customer", "--candidate-key", "sku", "--experiment", "basic", "--epochs", "1",
+        "--batch-size", "256", "--out", out.to_str().unwrap(),
+    ];
+    let output = twotower(&args);
+    assert!(stderr(&output).contains("items.csv:7: column `name`: invalid UTF-8"), "{}", stderr(&output));
+    args.extend(["--encoding", "latin-1"]);
+    let output = twotower(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let model = train::ModelFile::load(&out.join("model.bin")).unwrap();
+    assert_eq!(model.catalogue[5].key, "item-5");
+}
