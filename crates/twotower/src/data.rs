@@ -160,8 +160,7 @@ impl DataArgs {
             timestamp: self.timestamp.clone(),
             weight: self.weight.clone(),
         };
-        let loaded =
-            dataset::load_interactions(interactions, &format(interactions), &columns, &candidate_table)?;
+        let loaded = dataset::load_interactions(interactions, &format(interactions), &columns, &candidate_table)?;
         let queries = self.queries.as_deref().map(|path| table(path, &query_key)).transpose()?;
         let data = Dataset {
             source: format!("{} with {}", interactions.display(), candidates.display()),

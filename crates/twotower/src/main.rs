@@ -9,6 +9,8 @@ mod export;
 mod plot;
 mod recommend;
 mod report;
+#[cfg(feature = "serve")]
+mod serve;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Candidate and user embeddings as .npy with keys, and as Qdrant points.
     Export(export::ExportArgs),
+    /// Recommendations over HTTP (JSON), with reload on SIGHUP and graceful shutdown.
+    #[cfg(feature = "serve")]
+    Serve(serve::ServeArgs),
 }
 
 fn main() {
@@ -42,6 +47,8 @@ fn main() {
         Command::Recommend(args) => args.run(),
         Command::Bench(args) => args.run(),
         Command::Export(args) => args.run(),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => args.run(),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

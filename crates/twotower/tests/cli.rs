@@ -3,58 +3,10 @@
 //! non-zero exit and nothing written; good runs write whole, consistent run directories.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("twotower-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `u.data` and `u.item` with 40 users, 30 movies and 2400 ratings (a small LCG, seeded).
-fn write_dataset(dir: &Path, n_ratings: usize) {
-    let mut state = 42u64;
-    let mut next = |n: u64| {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) % n
-    };
-    let mut ratings = String::new();
-    for i in 0..n_ratings {
-        let user = 1 + next(40);
-        let movie = 1 + (user * 3 + next(8)) % 30;
-        ratings.push_str(&format!("{user}\t{movie}\t{}\t{}\n", 1 + next(5), 880_000_000 + i as u64 * 600));
-    }
-    let mut movies = String::new();
-    for m in 1..=30 {
-        movies.push_str(&format!(
-            "{m}|Film number {} (199{})|01-Jan-1995||http://example.invalid/|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n",
-            m % 27,
-            m % 10
-        ));
-    }
-    std::fs::write(dir.join("u.data"), ratings).unwrap();
-    std::fs::write(dir.join("u.item"), movies).unwrap();
-}
-
-fn twotower(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_twotower")).args(args).env_remove("MOVIELENS_DIR").output().unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+mod common;
+use common::{stderr, twotower, write_dataset, Scratch};
 
 /// Asserts a failed run whose message contains `needle`, and that `out` was not created.
 fn assert_refused(output: &Output, needle: &str, out: &Path) {
@@ -293,9 +245,23 @@ fn latin1_files_need_and_get_their_encoding() {
     let (log, items) = (scratch.0.join("log.csv"), scratch.0.join("items.csv"));
     let out = scratch.0.join("run");
     let mut args = vec![
-        "train", "--interactions", log.to_str().unwrap(), "--candidates", items.to_str().unwrap(),
-        "--query-key", "customer", "--candidate-key", "sku", "--experiment", "basic", "--epochs", "1",
-        "--batch-size", "256", "--out", out.to_str().unwrap(),
+        "train",
+        "--interactions",
+        log.to_str().unwrap(),
+        "--candidates",
+        items.to_str().unwrap(),
+        "--query-key",
+        "customer",
+        "--candidate-key",
+        "sku",
+        "--experiment",
+        "basic",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+        "--out",
+        out.to_str().unwrap(),
     ];
     let output = twotower(&args);
     assert!(stderr(&output).contains("items.csv:7: column `name`: invalid UTF-8"), "{}", stderr(&output));

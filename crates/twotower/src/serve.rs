@@ -1,0 +1,268 @@
+//! `twotower serve`: recommendations over HTTP from a model file, through `train::Retriever`.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /healthz` | `{"status": "ok", "generation": n}` |
+//! | `GET /model` | the model's configuration, catalogue and user counts, where it was loaded from |
+//! | `GET /recommend?user=ID&k=K[&exclude_seen=false][&at=UNIX]` | one user's top K |
+//! | `POST /recommend` | `{"user", "k", "exclude_seen", "at"}`, or `{"queries": [...]}` for up to 1024 at once |
+//! | `POST /admin/reload` | on the admin address only (loopback): load the model file again |
+//!
+//! Answers are JSON; errors are `{"error": "…"}` with 400 (malformed request), 404 (unknown
+//! user), 413 (body over 1 MiB), 422 (k outside 1..=1000, a time out of range, a batch over
+//! 1024). `SIGHUP` reloads the model like the admin route; in-flight requests finish on the model
+//! they started with, and a file that fails to load leaves the old model serving. `SIGTERM` or
+//! Ctrl-C stops accepting connections and drains the open ones.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clap::Args;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use train::{ModelFile, QueryError, Retriever, UserQuery};
+
+/// The largest `k` served.
+const MAX_K: usize = 1000;
+/// The most queries in one batch request.
+const MAX_BATCH: usize = 1024;
+/// The largest request body.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Flags of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A model.bin written by `train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Where to listen for recommendation requests.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Where to listen for `POST /admin/reload`; must be a loopback address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    admin_addr: SocketAddr,
+}
+
+/// The model being served, swapped whole on reload.
+struct Served {
+    retriever: RwLock<Arc<Retriever>>,
+    model_path: PathBuf,
+    generation: AtomicU64,
+}
+
+impl Served {
+    fn current(&self) -> Arc<Retriever> {
+        Arc::clone(&self.retriever.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Loads the model file again; the old model keeps serving if it fails.
+    fn reload(&self) -> Result<u64, String> {
+        let file = ModelFile::load(&self.model_path).map_err(|e| e.to_string())?;
+        let retriever = Arc::new(Retriever::new(file));
+        *self.retriever.write().unwrap_or_else(std::sync::PoisonError::into_inner) = retriever;
+        Ok(self.generation.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+}
+
+/// A JSON error with its status.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        let status = match error {
+            QueryError::UnknownUser { .. } => StatusCode::NOT_FOUND,
+            QueryError::ZeroK | QueryError::TimeOutOfRange { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Self(status, error.to_string())
+    }
+}
+
+/// One query, as a query string or a JSON object.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    user: String,
+    #[serde(default = "default_k")]
+    k: usize,
+    #[serde(default = "default_exclude_seen")]
+    exclude_seen: bool,
+    at: Option<i64>,
+}
+
+fn default_k() -> usize {
+    10
+}
+
+fn default_exclude_seen() -> bool {
+    true
+}
+
+/// A POST body: one query or a batch.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Body {
+    Batch { queries: Vec<Request> },
+    One(Request),
+}
+
+fn answer(retriever: &Retriever, request: &Request) -> Result<Value, ApiError> {
+    if request.k > MAX_K {
+        return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("k {}: at most {MAX_K}", request.k)));
+    }
+    let query = UserQuery { user: &request.user, at: request.at, k: request.k, include_seen: !request.exclude_seen };
+    let items = retriever.recommend(&query)?;
+    let items: Vec<Value> = items.iter().map(|r| json!({ "key": r.key, "name": r.name, "score": r.score })).collect();
+    Ok(json!({ "user": request.user, "items": items }))
+}
+
+async fn recommend_get(
+    State(served): State<Arc<Served>>,
+    query: Result<Query<Request>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(request) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    Ok(Json(answer(&served.current(), &request)?))
+}
+
+async fn recommend_post(
+    State(served): State<Arc<Served>>,
+    body: Result<Json<Body>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        // Too large stays 413; everything else about the body is a malformed request.
+        let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { e.status() } else { StatusCode::BAD_REQUEST };
+        ApiError(status, e.body_text())
+    })?;
+    let retriever = served.current();
+    match body {
+        Body::One(request) => Ok(Json(answer(&retriever, &request)?)),
+        Body::Batch { queries } => {
+            if queries.len() > MAX_BATCH {
+                let message = format!("{} queries: at most {MAX_BATCH} per request", queries.len());
+                return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, message));
+            }
+            let results = queries
+                .iter()
+                .map(|q| {
+                    answer(&retriever, q)
+                        .unwrap_or_else(|e| json!({ "user": q.user, "error": e.1, "status": e.0.as_u16() }))
+                })
+                .collect::<Vec<Value>>();
+            Ok(Json(json!({ "results": results })))
+        }
+    }
+}
+
+async fn model_info(State(served): State<Arc<Served>>) -> Json<Value> {
+    let retriever = served.current();
+    let file = retriever.file();
+    Json(json!({
+        "model": served.model_path.display().to_string(),
+        "generation": served.generation.load(Ordering::SeqCst),
+        "experiment": file.config.name,
+        "config": file.config,
+        "features_fitted_on": file.features.fitted_on,
+        "catalogue": file.catalogue.len(),
+        "users": file.features.query_ids.len() - 1,
+        "dim": retriever.catalogue_embeddings().ncols(),
+    }))
+}
+
+async fn healthz(State(served): State<Arc<Served>>) -> Json<Value> {
+    Json(json!({ "status": "ok", "generation": served.generation.load(Ordering::SeqCst) }))
+}
+
+async fn reload(State(served): State<Arc<Served>>) -> Result<Json<Value>, ApiError> {
+    let worker = Arc::clone(&served);
+    let result = tokio::task::spawn_blocking(move || worker.reload())
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match result {
+        Ok(generation) => Ok(Json(json!({ "status": "reloaded", "generation": generation }))),
+        Err(problem) => {
+            Err(ApiError(StatusCode::CONFLICT, format!("reload failed, still serving the previous model: {problem}")))
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+impl ServeArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        if !self.admin_addr.ip().is_loopback() {
+            anyhow::bail!("--admin-addr {}: must be a loopback address (127.0.0.1 or ::1)", self.admin_addr);
+        }
+        let file = ModelFile::load(&self.model).context("loading the model")?;
+        let served = Arc::new(Served {
+            retriever: RwLock::new(Arc::new(Retriever::new(file))),
+            model_path: self.model.clone(),
+            generation: AtomicU64::new(1),
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+        runtime.block_on(async move {
+            let app = Router::new()
+                .route("/healthz", get(healthz))
+                .route("/model", get(model_info))
+                .route("/recommend", get(recommend_get).post(recommend_post))
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+                .with_state(Arc::clone(&served));
+            let admin = Router::new().route("/admin/reload", post(reload)).with_state(Arc::clone(&served));
+            let listener =
+                tokio::net::TcpListener::bind(self.addr).await.with_context(|| format!("--addr {}", self.addr))?;
+            let admin_listener = tokio::net::TcpListener::bind(self.admin_addr)
+                .await
+                .with_context(|| format!("--admin-addr {}", self.admin_addr))?;
+            println!("listening on http://{} (admin http://{})", listener.local_addr()?, admin_listener.local_addr()?);
+            let hangups = Arc::clone(&served);
+            tokio::spawn(async move {
+                let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+                    return;
+                };
+                while hangup.recv().await.is_some() {
+                    let worker = Arc::clone(&hangups);
+                    match tokio::task::spawn_blocking(move || worker.reload()).await {
+                        Ok(Ok(generation)) => eprintln!("SIGHUP: reloaded the model (generation {generation})"),
+                        Ok(Err(problem)) => {
+                            eprintln!("SIGHUP: reload failed, still serving the previous model: {problem}")
+                        }
+                        Err(e) => eprintln!("SIGHUP: reload failed: {e}"),
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let _ = axum::serve(admin_listener, admin).await;
+            });
+            axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+            eprintln!("shut down");
+            anyhow::Ok(())
+        })
+    }
+}
