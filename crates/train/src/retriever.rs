@@ -121,28 +121,59 @@ impl Retriever {
     /// # Errors
     /// [`QueryError`] for an unknown user, `k = 0` or a time out of range.
     pub fn recommend(&self, query: &UserQuery<'_>) -> Result<Vec<Recommendation>, QueryError> {
-        let user = self.user_index(query.user)?;
-        if query.k == 0 {
-            return Err(QueryError::ZeroK);
-        }
+        self.recommend_many(std::slice::from_ref(query)).pop().expect("one answer per query")
+    }
+
+    /// [`Self::recommend`] for many queries at once: one forward pass of the query tower and one
+    /// scoring pass over the catalogue for all of them. Answers are in the order of `queries`,
+    /// each the same as [`Self::recommend`] would give.
+    pub fn recommend_many(&self, queries: &[UserQuery<'_>]) -> Vec<Result<Vec<Recommendation>, QueryError>> {
         let features = &self.file.features;
-        let at = match query.at {
-            Some(at) => self.check_time(at)?,
-            None => features.max_timestamp,
-        };
-        let embedded = self.embed_users(&[user], at);
-        let exclusions = (!query.include_seen).then(|| vec![self.seen(user).to_vec()]);
-        let top = self.index.top_k(embedded.view(), query.k, exclusions.as_deref());
-        let best = &top[0];
-        Ok(best
-            .rows
+        let checked: Vec<Result<(u32, i64), QueryError>> = queries
             .iter()
-            .zip(&best.scores)
-            .map(|(&row, &score)| {
-                let item = &self.file.catalogue[row as usize];
-                Recommendation { row, key: item.key.clone(), name: item.display().to_string(), score }
+            .map(|query| {
+                let user = self.user_index(query.user)?;
+                if query.k == 0 {
+                    return Err(QueryError::ZeroK);
+                }
+                let at = match query.at {
+                    Some(at) => self.check_time(at)?,
+                    None => features.max_timestamp,
+                };
+                Ok((user, at))
             })
-            .collect())
+            .collect();
+        let valid: Vec<usize> = (0..queries.len()).filter(|&i| checked[i].is_ok()).collect();
+        let mut answers: Vec<Result<Vec<Recommendation>, QueryError>> =
+            checked.iter().map(|c| c.as_ref().map(|_| Vec::new()).map_err(Clone::clone)).collect();
+        if valid.is_empty() {
+            return answers;
+        }
+        let pairs: Vec<(u32, i64)> = valid.iter().map(|&i| *checked[i].as_ref().expect("valid")).collect();
+        let users: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+        let times: Vec<i64> = pairs.iter().map(|p| p.1).collect();
+        let embedded = self.embed_users_at(&users, &times);
+        let exclusions: Vec<Vec<u32>> = valid
+            .iter()
+            .zip(&users)
+            .map(|(&i, &user)| if queries[i].include_seen { Vec::new() } else { self.seen(user).to_vec() })
+            .collect();
+        let k_max = valid.iter().map(|&i| queries[i].k).max().unwrap_or(1);
+        let tops = self.index.top_k(embedded.view(), k_max, Some(&exclusions));
+        for (&i, top) in valid.iter().zip(tops) {
+            let items = top
+                .rows
+                .iter()
+                .zip(&top.scores)
+                .take(queries[i].k)
+                .map(|(&row, &score)| {
+                    let item = &self.file.catalogue[row as usize];
+                    Recommendation { row, key: item.key.clone(), name: item.display().to_string(), score }
+                })
+                .collect();
+            answers[i] = Ok(items);
+        }
+        answers
     }
 
     /// The catalogue embeddings, `(n_rows, d)`, row `i` for `file().catalogue[i]`.
@@ -152,10 +183,15 @@ impl Retriever {
 
     /// Query embeddings of user indices `users` at Unix time `at`, `(users.len(), d)`.
     pub fn embed_users(&self, users: &[u32], at: i64) -> Array2<f32> {
+        self.embed_users_at(users, &vec![at; users.len()])
+    }
+
+    /// Query embeddings of user indices `users`, each at its own Unix time, `(users.len(), d)`.
+    fn embed_users_at(&self, users: &[u32], times: &[i64]) -> Array2<f32> {
         let features = &self.file.features;
-        let buckets = vec![features.buckets.bucketize(at); users.len()];
-        let times = vec![features.normalizer.normalize(at); users.len()];
-        let batch = QueryBatch { ids: users, buckets: &buckets, normalized_timestamps: &times };
+        let buckets: Vec<u32> = times.iter().map(|&t| features.buckets.bucketize(t)).collect();
+        let normalized: Vec<f32> = times.iter().map(|&t| features.normalizer.normalize(t)).collect();
+        let batch = QueryBatch { ids: users, buckets: &buckets, normalized_timestamps: &normalized };
         self.file.model.query.forward(&batch, &mut QueryCache::default()).to_owned()
     }
 

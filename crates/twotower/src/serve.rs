@@ -130,6 +130,34 @@ fn answer(retriever: &Retriever, request: &Request) -> Result<Value, ApiError> {
     Ok(json!({ "user": request.user, "items": items }))
 }
 
+/// A batch in one pass (`Retriever::recommend_many`); a bad query gets its own error entry.
+fn answer_many(retriever: &Retriever, requests: &[Request]) -> Vec<Value> {
+    let error = |r: &Request, e: ApiError| json!({ "user": r.user, "error": e.1, "status": e.0.as_u16() });
+    let too_large = |r: &Request| r.k > MAX_K;
+    let queries: Vec<UserQuery<'_>> = requests
+        .iter()
+        .filter(|r| !too_large(r))
+        .map(|r| UserQuery { user: &r.user, at: r.at, k: r.k, include_seen: !r.exclude_seen })
+        .collect();
+    let mut answers = retriever.recommend_many(&queries).into_iter();
+    requests
+        .iter()
+        .map(|r| {
+            if too_large(r) {
+                return error(r, ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("k {}: at most {MAX_K}", r.k)));
+            }
+            match answers.next().expect("one answer per query") {
+                Ok(items) => {
+                    let items: Vec<Value> =
+                        items.iter().map(|i| json!({ "key": i.key, "name": i.name, "score": i.score })).collect();
+                    json!({ "user": r.user, "items": items })
+                }
+                Err(e) => error(r, ApiError::from(e)),
+            }
+        })
+        .collect()
+}
+
 async fn recommend_get(
     State(served): State<Arc<Served>>,
     query: Result<Query<Request>, QueryRejection>,
@@ -155,14 +183,7 @@ async fn recommend_post(
                 let message = format!("{} queries: at most {MAX_BATCH} per request", queries.len());
                 return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, message));
             }
-            let results = queries
-                .iter()
-                .map(|q| {
-                    answer(&retriever, q)
-                        .unwrap_or_else(|e| json!({ "user": q.user, "error": e.1, "status": e.0.as_u16() }))
-                })
-                .collect::<Vec<Value>>();
-            Ok(Json(json!({ "results": results })))
+            Ok(Json(json!({ "results": answer_many(&retriever, &queries) })))
         }
     }
 }

@@ -55,3 +55,21 @@ fn exported_embeddings_give_the_same_top_10_as_the_retriever() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_batch_of_queries_answers_as_the_queries_one_by_one() {
+    let (file, _, _) = tiny_model_file();
+    let retriever = Retriever::new(file);
+    let latest = retriever.file().features.max_timestamp;
+    let queries = [
+        UserQuery { user: "3", at: None, k: 4, include_seen: false },
+        UserQuery { user: "nobody", at: None, k: 4, include_seen: false },
+        UserQuery { user: "5", at: Some(latest - 3600 * 10), k: 2, include_seen: true },
+        UserQuery { user: "1", at: None, k: 0, include_seen: true },
+        UserQuery { user: "8", at: None, k: 100, include_seen: false },
+    ];
+    let batch = retriever.recommend_many(&queries);
+    for (query, answer) in queries.iter().zip(batch) {
+        assert_eq!(answer, retriever.recommend(query), "{query:?}");
+    }
+}
