@@ -10,6 +10,7 @@
 //! cargo xtask recommend [flags]              top titles for a user from a saved model
 //! cargo xtask bench [flags]                  fixed benchmark workload → bench.json
 //! cargo xtask export --model F --out DIR     embeddings as .npy + keys, and Qdrant points
+//! cargo xtask serve --model F --addr H:P     the HTTP recommender
 //! cargo xtask test                           fmt, clippy, tidy, every test with and without BLAS
 //! ```
 //! Add `--no-blas` to train/recommend/bench to use the pure-Rust matmul instead of OpenBLAS.
@@ -25,7 +26,7 @@ fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let command = if args.is_empty() { String::from("help") } else { args.remove(0) };
     let result = match command.as_str() {
-        "train" | "recommend" | "bench" | "export" => run::twotower(&command, args),
+        "train" | "recommend" | "bench" | "export" | "serve" => run::twotower(&command, args),
         "test" => test::run(args),
         "tidy" => tidy::check(&project_root()),
         "help" | "--help" | "-h" => {
@@ -45,9 +46,10 @@ const HELP: &str = "usage: cargo xtask <command> [flags]
   recommend  top titles for a user from a saved model
   bench      fixed benchmark of the deep [64, 32] model, writes bench.json
   export     a model's embeddings as .npy with keys, and as Qdrant points (--model FILE --out DIR)
+  serve      recommendations over HTTP (--model FILE --addr HOST:PORT)
   test       fmt, clippy, tidy and every test, with and without BLAS
   tidy       check that every Rust file opens with a //! doc comment
-flags for train/recommend/bench/export: --no-blas uses the pure-Rust matmul instead of OpenBLAS";
+flags for train/recommend/bench/export/serve: --no-blas uses the pure-Rust matmul instead of OpenBLAS";
 
 /// The workspace root (the parent of xtask/).
 pub fn project_root() -> PathBuf {

@@ -1,4 +1,4 @@
-//! `train`, `recommend`, `bench` and `export`: build `twotower` in release mode and run it.
+//! `train`, `recommend`, `bench`, `export` and `serve`: build `twotower` in release mode and run it.
 
 use std::process::ExitStatus;
 
