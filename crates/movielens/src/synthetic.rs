@@ -2,7 +2,7 @@
 //! benchmarks and scale tests that must not need (or redistribute) the real data.
 //!
 //! Shape, as MovieLens 25M: `n_users` users with heavy-tailed activity (a user's share is
-//! proportional to `1 / rank^0.8`, every user at least 1 rating), `n_movies` movies with
+//! proportional to `1 / rank^0.8`, every user at least 1 rating), `n_candidates` movies with
 //! Zipf-like popularity (`1 / rank^1.0`), ratings in half stars, timestamps over 1995–2019,
 //! titles with years (some quoted, with commas) and 1–3 genres from the 20 of the README.
 
@@ -18,14 +18,14 @@ pub struct Shape {
     /// Users.
     pub n_users: usize,
     /// Movies.
-    pub n_movies: usize,
+    pub n_candidates: usize,
     /// Ratings.
     pub n_ratings: usize,
 }
 
 impl Shape {
     /// MovieLens 25M: 162 541 users, 62 423 movies, 25 000 095 ratings.
-    pub const ML_25M: Self = Self { n_users: 162_541, n_movies: 62_423, n_ratings: 25_000_095 };
+    pub const ML_25M: Self = Self { n_users: 162_541, n_candidates: 62_423, n_ratings: 25_000_095 };
 }
 
 const GENRES: [&str; 20] = [
@@ -79,7 +79,7 @@ pub fn write_csv_release(dir: &Path, shape: Shape, seed: u64) -> std::io::Result
     writeln!(movies, "movieId,title,genres")?;
     // Movie ids are sparse in the real data; keep them sparse (every id × 2 + 1).
     let movie_id = |m: usize| m * 2 + 1;
-    for m in 0..shape.n_movies {
+    for m in 0..shape.n_candidates {
         let year = 1900 + (m * 7919) % 120;
         let n_genres = 1 + rng.random_range(0..3);
         let genres: Vec<&str> = (0..n_genres).map(|_| GENRES[rng.random_range(0..GENRES.len() - 1)]).collect();
@@ -92,7 +92,7 @@ pub fn write_csv_release(dir: &Path, shape: Shape, seed: u64) -> std::io::Result
     }
     movies.flush()?;
     let activity = cumulative(shape.n_users, 0.8);
-    let popularity = cumulative(shape.n_movies, 1.0);
+    let popularity = cumulative(shape.n_candidates, 1.0);
     // Ratings per user: one each, the rest by heavy-tailed activity.
     let mut per_user = vec![1usize; shape.n_users];
     for _ in shape.n_users..shape.n_ratings.max(shape.n_users) {

@@ -1,5 +1,5 @@
 //! Evaluation of a model (and of the popularity baseline) on a set of ratings: factorized top-k
-//! over the whole catalogue, unfiltered and with each user's training movies removed.
+//! over the whole catalogue, unfiltered and with each user's training items removed.
 
 use eval::{popularity_scores, true_rank_unfiltered_and_filtered, FactorizedTopK, TFRS_KS};
 use ndarray::{s, Array2};
@@ -39,12 +39,13 @@ impl Serialize for Metrics {
 pub struct SplitReport {
     /// Ranked against every catalogue row (the TFRS number).
     pub all: Metrics,
-    /// Ranked with the user's training movies removed (always labelled as such).
+    /// Ranked with the user's training items removed (always labelled as such).
     pub seen_filtered: Metrics,
 }
 
-/// For each user index, the catalogue rows to remove from its ranking: every row whose title the
-/// user rated in training (duplicated titles share their rows, as TFRS keys movies by title).
+/// For each user index, the catalogue rows to remove from its ranking: every row whose candidate
+/// identity the user interacted with in training (rows sharing an identity, such as duplicated
+/// titles in the TFRS tutorials, go together).
 #[derive(Debug, Clone)]
 pub struct SeenRows {
     per_user: Vec<Vec<u32>>,
@@ -55,14 +56,14 @@ impl SeenRows {
     pub fn new(data: &Encoded, train_rows: &[usize]) -> Self {
         let n_query_ids = data.query.iter().copied().max().map_or(0, |m| m as usize + 1);
         let n_candidate_ids = data.candidate_id.iter().copied().max().map_or(0, |m| m as usize + 1);
-        let mut rows_of_title: Vec<Vec<u32>> = vec![Vec::new(); n_candidate_ids];
-        for (row, &title) in data.candidate_id.iter().enumerate() {
-            rows_of_title[title as usize].push(row as u32);
+        let mut rows_of_id: Vec<Vec<u32>> = vec![Vec::new(); n_candidate_ids];
+        for (row, &id) in data.candidate_id.iter().enumerate() {
+            rows_of_id[id as usize].push(row as u32);
         }
         let mut per_user: Vec<Vec<u32>> = vec![Vec::new(); n_query_ids];
         for &r in train_rows {
-            let title = data.candidate_id[data.candidate_row[r] as usize];
-            per_user[data.query[r] as usize].extend(&rows_of_title[title as usize]);
+            let id = data.candidate_id[data.candidate_row[r] as usize];
+            per_user[data.query[r] as usize].extend(&rows_of_id[id as usize]);
         }
         for rows in &mut per_user {
             rows.sort_unstable();
@@ -77,7 +78,7 @@ impl SeenRows {
     }
 }
 
-/// Candidate embeddings of every catalogue row, `(n_movies, d)`.
+/// Candidate embeddings of every catalogue row, `(n_candidates, d)`.
 pub fn embed_catalogue(model: &TwoTower, data: &Encoded, cache: &mut CandidateCache) -> Array2<f32> {
     let mut columns = BatchColumns::default();
     columns.candidate_ids.clone_from(&data.candidate_id);
@@ -104,8 +105,8 @@ pub fn evaluate_split(model: &TwoTower, data: &Encoded, rows: &[usize], seen: &S
     report(queries.view(), catalogue.view(), data, rows, seen)
 }
 
-/// The popularity baseline on ratings `rows`: every query scores each movie by its number of
-/// training ratings (by title).
+/// The popularity baseline on interactions `rows`: every query scores each candidate by its
+/// number of training interactions (by candidate identity).
 pub fn popularity_split(data: &Encoded, train_rows: &[usize], rows: &[usize], seen: &SeenRows) -> SplitReport {
     let counts = popularity_scores(&data.candidate_id, train_rows.iter().map(|&r| data.candidate_row[r]));
     let catalogue = counts.into_shape_with_order((data.n_candidates(), 1)).expect("one column");
@@ -124,9 +125,9 @@ fn report(
     let exclusions: Vec<Vec<u32>> = rows
         .iter()
         .map(|&r| {
-            // Never exclude the true movie itself (or its duplicate-title rows).
-            let title = data.candidate_id[data.candidate_row[r] as usize];
-            seen.of(data.query[r]).iter().copied().filter(|&row| data.candidate_id[row as usize] != title).collect()
+            // Never exclude the true candidate itself (or rows sharing its identity).
+            let id = data.candidate_id[data.candidate_row[r] as usize];
+            seen.of(data.query[r]).iter().copied().filter(|&row| data.candidate_id[row as usize] != id).collect()
         })
         .collect();
     let metrics = |ranks: &[u32]| {

@@ -58,7 +58,7 @@ fn training_steps_do_not_allocate_after_warm_up() {
                 c.remove_accidental_hits = true;
                 c
             },
-            Some(vec![0.001f32; spec.n_movies + 1]),
+            Some(vec![0.001f32; spec.n_candidates + 1]),
         ),
     ] {
         let batch_size = 2048;

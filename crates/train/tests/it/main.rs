@@ -18,7 +18,7 @@ pub use tiny::{tiny_dataset, tiny_model_file};
 /// A small structured dataset: 300 users, 200 movies in 10 taste groups.
 pub const SMALL: SyntheticSpec = SyntheticSpec {
     n_query_ids: 300,
-    n_movies: 200,
+    n_candidates: 200,
     n_ratings: 20_000,
     n_tokens: 50,
     n_buckets: 11,

@@ -16,7 +16,7 @@ fn synthetic_groups_are_learned_far_above_chance() {
     let seen = SeenRows::new(&data, &split.train);
     let report = evaluate_split(&trainer.model, &data, &split.test, &seen);
     let top_10 = report.all.at(10).unwrap();
-    let chance = 10.0 / SMALL.n_movies as f64;
+    let chance = 10.0 / SMALL.n_candidates as f64;
     eprintln!(
         "synthetic: test top-10 {top_10:.3} (chance {chance:.3}), losses {:?}",
         history.iter().map(|r| r.loss_sum).collect::<Vec<_>>()
