@@ -5,6 +5,7 @@
 //! * `train_epoch_seconds`: one epoch (40 steps of 2048) after a warm-up epoch;
 //! * `eval_seconds`: embed 20 000 test queries and the 1682 movies, rank every true movie;
 //! * `gemm_gflops`: the score GEMM `(2048×32)·(32×2048)`; `peak_gflops`: a `1024³` GEMM;
+//! * `gemm_fraction_of_peak`: the epoch's score-product FLOPs / (epoch seconds × `peak_gflops`);
 //! * `large_catalogue_eval_seconds`: 20 000 queries ranked over 100 000 synthetic items.
 
 use std::path::PathBuf;
@@ -75,6 +76,7 @@ impl BenchArgs {
         });
         let gemm_gflops = gemm_gflops(2048, 32, 2048, 20);
         let peak_gflops = gemm_gflops_square(1024, 10);
+        let score_gflop = epoch_score_gflop(split.train.len(), trainer.config().batch_size, 32);
         let large_catalogue_eval_seconds = large_catalogue(100_000, 20_000);
         let parse = if self.parse_rows > 0 { Some(parse_speed(self.parse_rows)?) } else { None };
 
@@ -85,6 +87,9 @@ impl BenchArgs {
             "train_epoch_seconds": train_epoch_seconds,
             "train_epoch_seconds_all": epoch_times,
             "train_examples_per_second": split.train.len() as f64 / train_epoch_seconds,
+            "epoch_score_gflop": score_gflop,
+            "gemm_fraction_of_peak": score_gflop / (train_epoch_seconds * peak_gflops),
+            "gemm_fraction_note": "the loss's three score products per step (S = Q·Cᵀ, dQ, dC: 3 · 2·b·b·d FLOP for a batch of b, d = 32) over the epoch, divided by (epoch seconds × peak_gflops of this run); the towers' own GEMMs are not counted",
             "eval_seconds": eval_seconds,
             "eval_note": "one pass: embed 20 000 test queries and 1682 movies, rank each true movie over the catalogue",
             "full_validation_seconds": full_evaluation_seconds,
@@ -105,6 +110,15 @@ impl BenchArgs {
         println!("wrote {}", self.out.display());
         Ok(())
     }
+}
+
+/// GFLOP of the loss's score products in one epoch: per batch of `b` rows, `S = Q·Cᵀ` and the
+/// two backward products, each `2·b·b·dim`.
+fn epoch_score_gflop(n_train: usize, batch_size: usize, dim: usize) -> f64 {
+    let batch = batch_size.max(1);
+    let (full, rest) = (n_train / batch, n_train % batch);
+    let flops = |b: usize| 3.0 * 2.0 * (b * b * dim) as f64;
+    (full as f64 * flops(batch) + flops(rest)) / 1e9
 }
 
 /// The fastest of `n` runs of `f`, in seconds.
