@@ -32,8 +32,10 @@
 //! ```
 #![warn(missing_docs)]
 
+mod frequency;
 mod loss;
 mod softmax;
 
+pub use frequency::StreamingFrequency;
 pub use loss::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, MIN_FLOAT};
 pub use softmax::{exp_row, fast_exp, RowExp};
