@@ -39,6 +39,10 @@ pub struct TrainConfig {
     pub temperature: Option<f32>,
     /// Subtract `log p(candidate)` (its share of training interactions) from the logits.
     pub logq: bool,
+    /// With `logq`: estimate `p` while training with the streaming estimator of Yi et al. 2019
+    /// at this moving-average rate, instead of counting the training set up front.
+    #[serde(default)]
+    pub logq_streaming_alpha: Option<f32>,
     /// Mask in-batch candidates with the positive's identity out of the negatives.
     pub remove_accidental_hits: bool,
     /// Keep only the hardest `h` in-batch negatives per query (TFRS `num_hard_negatives`).
@@ -82,6 +86,9 @@ pub enum ConfigError {
     /// The temperature is not a positive finite number.
     #[error("temperature must be positive and finite, got {0}")]
     Temperature(f32),
+    /// The streaming logQ rate is not in `(0, 1]`.
+    #[error("logq streaming alpha must be in (0, 1], got {0}")]
+    StreamingAlpha(f32),
     /// `validation_freq` is 0.
     #[error("validation frequency must be at least 1 epoch")]
     ZeroValidationFreq,
@@ -107,6 +114,9 @@ impl TrainConfig {
         }
         if let Some(t) = self.temperature.filter(|t| !(t.is_finite() && *t > 0.0)) {
             return Err(ConfigError::Temperature(t));
+        }
+        if let Some(alpha) = self.logq_streaming_alpha.filter(|a| !(*a > 0.0 && *a <= 1.0)) {
+            return Err(ConfigError::StreamingAlpha(alpha));
         }
         if self.validation_freq == Some(0) {
             return Err(ConfigError::ZeroValidationFreq);

@@ -64,6 +64,7 @@ impl Experiment {
             logq: false,
             remove_accidental_hits: false,
             num_hard_negatives: None,
+            logq_streaming_alpha: None,
             batch_metrics: false,
             shuffle: Shuffle::EachEpoch,
         };

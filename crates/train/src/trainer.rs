@@ -202,8 +202,17 @@ impl Trainer {
             return Err(TrainError::NoTestRows);
         }
         let validation_rows = if split.validation.is_empty() { &split.test } else { &split.validation };
-        let probability =
-            self.config.logq.then(|| Self::candidate_probability(data, &split.train, self.model.candidate.id.n_rows()));
+        let n_ids = self.model.candidate.id.n_rows();
+        let streaming_alpha = self.config.logq_streaming_alpha.filter(|_| self.config.logq);
+        let counted = (self.config.logq && streaming_alpha.is_none())
+            .then(|| Self::candidate_probability(data, &split.train, n_ids));
+        // Streaming logQ: the estimator, the probability of every id (its prior until seen), and
+        // the ids of the current batch.
+        let mut streaming = streaming_alpha.map(|alpha| {
+            let estimator = retrieval::StreamingFrequency::new(n_ids, alpha);
+            let table = vec![estimator.probability(0); n_ids];
+            (estimator, table, Vec::<u32>::new())
+        });
         let seen = SeenRows::new(data, &split.train);
         let mut shuffler = Shuffler::new(&split.train, self.config.shuffle, self.config.seed);
         let mut grads = self.new_grads();
@@ -220,7 +229,16 @@ impl Trainer {
                     .as_ref()
                     .map(|_| embed_catalogue(&self.model, data, &mut self.buffers.catalogue_cache));
                 let ranks = catalogue.as_ref().zip(batch_metric.as_mut());
-                let loss = self.step_with_ranks(data, rows, probability.as_deref(), &mut grads, ranks);
+                if let Some((estimator, table, ids)) = &mut streaming {
+                    ids.clear();
+                    ids.extend(rows.iter().map(|&r| data.candidate_id[data.candidate_row[r] as usize]));
+                    estimator.observe(ids);
+                    for &id in ids.iter() {
+                        table[id as usize] = estimator.probability(id);
+                    }
+                }
+                let probability = streaming.as_ref().map(|(_, table, _)| &table[..]).or(counted.as_deref());
+                let loss = self.step_with_ranks(data, rows, probability, &mut grads, ranks);
                 let batch = batch_idx + 1;
                 if let Some(problem) =
                     step_problem(loss, self.buffers.loss.query_grad(), self.buffers.loss.candidate_grad())

@@ -57,6 +57,10 @@ pub struct TrainArgs {
     /// Remove accidental hits (in-batch candidates with the positive's identity).
     #[arg(long)]
     remove_accidental_hits: bool,
+    /// With --logq: estimate candidate probabilities while training (Yi et al. 2019 streaming
+    /// estimator at this moving-average rate, e.g. 0.01) instead of counting the training set.
+    #[arg(long, requires = "logq")]
+    logq_streaming: Option<f32>,
     /// Keep only the N hardest in-batch negatives per query (TFRS num_hard_negatives).
     #[arg(long)]
     num_hard_negatives: Option<usize>,
@@ -234,6 +238,9 @@ impl TrainArgs {
         }
         config.logq |= self.logq;
         config.remove_accidental_hits |= self.remove_accidental_hits;
+        if self.logq_streaming.is_some() {
+            config.logq_streaming_alpha = self.logq_streaming;
+        }
         if self.num_hard_negatives.is_some() {
             config.num_hard_negatives = self.num_hard_negatives;
         }
