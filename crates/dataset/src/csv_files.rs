@@ -164,19 +164,20 @@ impl Records {
         line: u64,
         column: Option<&str>,
     ) -> Result<std::borrow::Cow<'a, str>, LoadError> {
-        match self.encoding {
-            Encoding::Utf8 => std::str::from_utf8(bytes).map(std::borrow::Cow::Borrowed).map_err(|e| {
-                self.fail(
-                    line,
-                    column,
-                    format!("invalid UTF-8 at byte {} of the field (is the file latin-1?)", e.valid_up_to()),
-                )
-            }),
-            Encoding::Latin1 => Ok(match bytes.is_ascii() {
-                true => std::borrow::Cow::Borrowed(std::str::from_utf8(bytes).expect("ASCII")),
-                false => std::borrow::Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
-            }),
+        decode(bytes, self.encoding).map_err(|problem| self.fail(line, column, problem))
+    }
+}
+
+/// A field's bytes as text in `encoding` (borrowed when they are already valid UTF-8), or the
+/// problem in words.
+pub(crate) fn decode(bytes: &[u8], encoding: Encoding) -> Result<std::borrow::Cow<'_, str>, String> {
+    match (encoding, std::str::from_utf8(bytes)) {
+        (Encoding::Utf8, Ok(text)) => Ok(std::borrow::Cow::Borrowed(text)),
+        (Encoding::Utf8, Err(e)) => {
+            Err(format!("invalid UTF-8 at byte {} of the field (is the file latin-1?)", e.valid_up_to()))
         }
+        (Encoding::Latin1, Ok(text)) if bytes.is_ascii() => Ok(std::borrow::Cow::Borrowed(text)),
+        (Encoding::Latin1, _) => Ok(std::borrow::Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect())),
     }
 }
 

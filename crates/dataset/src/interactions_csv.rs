@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::csv_files::{parse_f64, Records};
+use crate::csv_files::{decode, parse_f64, Records};
 use crate::{CsvFormat, Encoding, InteractionColumns, Interactions, LoadError, Table};
 
 /// Bytes per parallel chunk (about 16 MB: many chunks per core, few merges).
@@ -38,13 +38,7 @@ impl Context<'_> {
     }
 
     fn text<'b>(&self, bytes: &'b [u8], line: u64, column: &str) -> Result<std::borrow::Cow<'b, str>, LoadError> {
-        match self.encoding {
-            Encoding::Utf8 => std::str::from_utf8(bytes).map(std::borrow::Cow::Borrowed).map_err(|e| {
-                let at = e.valid_up_to();
-                self.fail(line, Some(column), format!("invalid UTF-8 at byte {at} of the field (is the file latin-1?)"))
-            }),
-            Encoding::Latin1 => Ok(std::borrow::Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect())),
-        }
+        decode(bytes, self.encoding).map_err(|problem| self.fail(line, Some(column), problem))
     }
 }
 

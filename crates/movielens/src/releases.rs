@@ -302,7 +302,7 @@ fn read_tags_csv(path: &Path) -> Result<Vec<(usize, String, String)>, Error> {
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
-            table_error(line, e.kind_description())
+            table_error(line, describe_csv_error(&e))
         })?;
         let line = record.position().map_or(0, |p| p.line()) as usize;
         out.push((line, record[movie_at].to_string(), record[tag_at].to_string()));
@@ -310,19 +310,13 @@ fn read_tags_csv(path: &Path) -> Result<Vec<(usize, String, String)>, Error> {
     Ok(out)
 }
 
-/// A short description of a csv error's kind.
-trait KindDescription {
-    fn kind_description(&self) -> String;
-}
-
-impl KindDescription for csv::Error {
-    fn kind_description(&self) -> String {
-        match self.kind() {
-            csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".into(),
-            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-                format!("expected {expected_len} fields as in the header, found {len}")
-            }
-            other => format!("{other:?}"),
+/// A csv error in words.
+fn describe_csv_error(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".into(),
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("expected {expected_len} fields as in the header, found {len}")
         }
+        other => format!("{other:?}"),
     }
 }

@@ -235,21 +235,11 @@ fn is_parquet(path: &Path) -> anyhow::Result<bool> {
 /// Keeps the interactions whose weight is at least `min`.
 fn filter_by_weight(data: &mut Dataset, min: f32) -> anyhow::Result<()> {
     let interactions = &mut data.interactions;
-    let Some(weights) = interactions.weight.take() else {
+    let Some(weights) = &interactions.weight else {
         bail!("--min-weight: the interactions have no weight column (give --weight COL)");
     };
     let keep: Vec<bool> = weights.iter().map(|&w| w >= min).collect();
-    let filter = |values: &mut Vec<u32>| {
-        let mut i = 0;
-        values.retain(|_| (keep[i], i += 1).0);
-    };
-    filter(&mut interactions.query);
-    filter(&mut interactions.candidate);
-    if let Some(timestamps) = &mut interactions.timestamp {
-        let mut i = 0;
-        timestamps.retain(|_| (keep[i], i += 1).0);
-    }
-    interactions.weight = Some(weights.into_iter().filter(|&w| w >= min).collect());
+    interactions.retain(&keep);
     if interactions.is_empty() {
         bail!("--min-weight {min}: no interaction has a weight that high");
     }
