@@ -271,3 +271,47 @@ fn latin1_files_need_and_get_their_encoding() {
     let model = train::ModelFile::load(&out.join("model.bin")).unwrap();
     assert_eq!(model.catalogue[5].key, "item-5");
 }
+
+#[test]
+fn min_weight_filters_interactions_and_says_when_nothing_is_left() {
+    let scratch = Scratch::new("min-weight");
+    write_generic(&scratch.0);
+    let (log, items) = (scratch.0.join("log.csv"), scratch.0.join("items.csv"));
+    let out = scratch.0.join("run");
+    let args = |min: &'static str| -> Vec<String> {
+        [
+            "train",
+            "--interactions",
+            log.to_str().unwrap(),
+            "--candidates",
+            items.to_str().unwrap(),
+            "--query-key",
+            "customer",
+            "--candidate-key",
+            "sku",
+            "--weight",
+            "stars",
+            "--experiment",
+            "basic",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "256",
+            "--out",
+            out.to_str().unwrap(),
+            "--min-weight",
+            min,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |min| twotower(&args(min).iter().map(String::as_str).collect::<Vec<_>>());
+    let output = run("6");
+    assert!(stderr(&output).contains("--min-weight 6: no interaction has a weight that high"), "{}", stderr(&output));
+    let output = run("4");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let kept: usize = stdout.split(" interactions").next().unwrap().rsplit(' ').next().unwrap().trim().parse().unwrap();
+    assert!(kept > 900 && kept < 1500, "about 2 in 5 of 3000 interactions have 4 or 5 stars: {kept}");
+}
