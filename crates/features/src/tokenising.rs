@@ -28,7 +28,8 @@ impl TextVectorizer {
         let standardized: Vec<String> = texts.into_iter().map(standardize).collect();
         let ordered = adapt_order(standardized.iter().flat_map(|t| split_whitespace(t)));
         let keep = max_tokens.saturating_sub(2);
-        Self { tokens: Vocabulary::new(ordered.into_iter().take(keep).map(|(t, _)| t)) }
+        let tokens = Vocabulary::new(ordered.into_iter().take(keep).map(|(t, _)| t));
+        Self { tokens: tokens.expect("adapt_order yields each token once") }
     }
 
     /// The id of one (already standardised) token: [`UNK_INDEX`] when unknown.
@@ -57,11 +58,6 @@ impl TextVectorizer {
     /// Always false: the two reserved entries are always there.
     pub fn is_empty(&self) -> bool {
         false
-    }
-
-    /// Rebuilds lookup tables after deserialising.
-    pub fn rebuild_index(&mut self) {
-        self.tokens.rebuild_index();
     }
 }
 

@@ -4,25 +4,50 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::LookupError;
+
 /// The index every unknown string (and the empty string, unless listed) maps to.
 pub const OOV_INDEX: u32 = 0;
 
 /// A frozen string vocabulary: entry `i` of the given list maps to `i + 1`, anything else to
 /// [`OOV_INDEX`]. `len()` counts the OOV row, as Keras' `vocabulary_size()` does.
+///
+/// It serialises as its list of entries and deserialises ready to use (the lookup table is
+/// rebuilt, and a repeated entry is an error, as when building one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
 pub struct Vocabulary {
     entries: Vec<String>,
-    #[serde(skip)]
     index: HashMap<String, u32>,
+}
+
+impl TryFrom<Vec<String>> for Vocabulary {
+    type Error = LookupError;
+
+    fn try_from(entries: Vec<String>) -> Result<Self, LookupError> {
+        let mut index = HashMap::with_capacity(entries.len());
+        for (i, entry) in entries.iter().enumerate() {
+            if let Some(first) = index.insert(entry.clone(), i as u32 + 1) {
+                return Err(LookupError::Duplicate { entry: format!("{entry:?}"), first: first as usize - 1, second: i });
+            }
+        }
+        Ok(Self { entries, index })
+    }
+}
+
+impl From<Vocabulary> for Vec<String> {
+    fn from(vocabulary: Vocabulary) -> Self {
+        vocabulary.entries
+    }
 }
 
 impl Vocabulary {
     /// A vocabulary in the given order (Keras keeps the order it is given).
-    pub fn new<S: Into<String>>(entries: impl IntoIterator<Item = S>) -> Self {
-        let entries: Vec<String> = entries.into_iter().map(Into::into).collect();
-        let mut vocab = Self { entries, index: HashMap::new() };
-        vocab.rebuild_index();
-        vocab
+    ///
+    /// # Errors
+    /// [`LookupError::Duplicate`] when an entry repeats (Keras raises on this too).
+    pub fn new<S: Into<String>>(entries: impl IntoIterator<Item = S>) -> Result<Self, LookupError> {
+        Self::try_from(entries.into_iter().map(Into::into).collect::<Vec<String>>())
     }
 
     /// What the tutorials pass: `np.unique(values)`, i.e. distinct values in byte order.
@@ -30,7 +55,7 @@ impl Vocabulary {
         let mut entries: Vec<String> = values.into_iter().map(Into::into).collect();
         entries.sort_unstable();
         entries.dedup();
-        Self::new(entries)
+        Self::new(entries).expect("sorted and deduplicated entries are unique")
     }
 
     /// The index of `token`: `i + 1` for the i-th entry, [`OOV_INDEX`] otherwise.
@@ -58,11 +83,6 @@ impl Vocabulary {
     pub fn entries(&self) -> &[String] {
         &self.entries
     }
-
-    /// Rebuilds the lookup table; call after deserialising (model files do).
-    pub fn rebuild_index(&mut self) {
-        self.index = self.entries.iter().enumerate().map(|(i, t)| (t.clone(), i as u32 + 1)).collect();
-    }
 }
 
 /// The order Keras' `adapt()` gives tokens (tf-keras `index_lookup.py`, `finalize_state`):
@@ -83,7 +103,7 @@ mod tests {
 
     #[test]
     fn lookup_is_one_based_with_oov_at_zero() {
-        let vocab = Vocabulary::new(["1", "10", "2"]);
+        let vocab = Vocabulary::new(["1", "10", "2"]).unwrap();
         let cases = [("1", 1), ("10", 2), ("2", 3), ("3", 0), ("", 0)];
         for (token, expected) in cases {
             assert_eq!(vocab.lookup(token), expected, "{token:?}");
@@ -91,6 +111,24 @@ mod tests {
         assert_eq!(vocab.len(), 4);
         assert_eq!(vocab.token(2), Some("10"));
         assert_eq!(vocab.token(0), None);
+    }
+
+    #[test]
+    fn a_repeated_entry_is_an_error() {
+        assert_eq!(
+            Vocabulary::new(["a", "b", "a"]),
+            Err(LookupError::Duplicate { entry: "\"a\"".into(), first: 0, second: 2 })
+        );
+        let json = serde_json::to_string(&["x", "x"]).unwrap();
+        assert!(serde_json::from_str::<Vocabulary>(&json).is_err());
+    }
+
+    #[test]
+    fn a_deserialised_vocabulary_looks_up_without_a_rebuild() {
+        let vocab = Vocabulary::new(["u1", "u2"]).unwrap();
+        let back: Vocabulary = serde_json::from_str(&serde_json::to_string(&vocab).unwrap()).unwrap();
+        assert_eq!((back.lookup("u2"), back.lookup("nobody")), (2, OOV_INDEX));
+        assert_eq!(back, vocab);
     }
 
     #[test]

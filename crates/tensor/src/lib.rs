@@ -13,6 +13,7 @@
 //! | [`Embedding`] | `y[i] = E[ids[i]]` | row-sparse [`RowSparseGrad`] |
 //! | [`TokenBag`] | masked mean of token rows | row-sparse [`RowSparseGrad`] |
 //! | [`ColumnLayout`] | concatenation along columns | — |
+//! | [`L2Normalize`] | `y = x / ‖x‖` per row | — (input gradient only) |
 //! | [`matmul::scores`] | `S = Q·Cᵀ` | `dQ += dS·C`, `dC += dSᵀ·Q` |
 //!
 //! The GEMMs go through ndarray's `general_mat_mul`: with the `blas` feature that is the
@@ -35,6 +36,7 @@ mod buffer;
 mod concat;
 mod dense;
 mod embedding;
+mod l2norm;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod gradcheck;
 pub mod init;
@@ -43,10 +45,14 @@ mod pooling;
 mod sparse;
 mod stack;
 
+pub use ndarray;
+pub use rand;
+
 pub use buffer::Buffer;
 pub use concat::ColumnLayout;
 pub use dense::{relu_backward_in_place, relu_in_place, Activation, Dense, DenseCache, DenseGrads};
 pub use embedding::{Embedding, EmbeddingCache};
+pub use l2norm::{L2Normalize, L2NormalizeCache, L2_EPSILON};
 pub use pooling::{Bags, TokenBag, TokenBagCache};
 pub use sparse::RowSparseGrad;
 pub use stack::{DenseStack, DenseStackCache, DenseStackGrads};

@@ -1,15 +1,13 @@
 //! Checking a model that came from outside (a file): every tensor's shape against what the
 //! configuration and vocabularies imply, and every weight finite.
 //!
-//! A model is described as a list of named tensors, `("query.id.table", [n_query_ids, dim])`,
+//! A model is described as a list of named tensors, `("query.inputs[user_id].table", [n_users, dim])`,
 //! computed arithmetically from the config (nothing is allocated), and compared with the list
 //! read off the model. The first difference names the tensor.
 
 use tensor::{Activation, Dense};
 
-use crate::{
-    CandidateFeatures, CandidateTower, Head, QueryFeatures, QueryTower, TwoTower, ValidModelConfig, Vocabularies,
-};
+use crate::{Head, Tower, TowerConfig, TwoTower, ValidModelConfig};
 
 /// `√f32::MAX`: a weight at or beyond this overflows f32 when multiplied by anything ≥ itself,
 /// so a model holding one produces ∞ and NaN embeddings.
@@ -52,12 +50,12 @@ pub enum ShapeError {
 }
 
 impl TwoTower {
-    /// Checks every tensor's shape against `config` and `sizes`, then every weight for NaN or ∞.
+    /// Checks every tensor's shape against `config`, then every weight for NaN or ∞.
     ///
     /// # Errors
     /// The first [`ShapeError`] found, naming the tensor.
-    pub fn check(&self, config: &ValidModelConfig, sizes: &Vocabularies) -> Result<(), ShapeError> {
-        let expected = Self::expected_shapes(config, sizes);
+    pub fn check(&self, config: &ValidModelConfig) -> Result<(), ShapeError> {
+        let expected = Self::expected_shapes(config);
         let found = self.shapes();
         for (name, dims) in &expected {
             match found.iter().find(|(n, _)| n == name) {
@@ -89,74 +87,59 @@ impl TwoTower {
         })
     }
 
-    /// Every tensor's dimensions, and each layout's part widths, by name.
+    /// Every tensor's dimensions, each input's kind, and each layout's part widths, by name.
     pub fn shapes(&self) -> Vec<NamedShape> {
-        let Self { query, candidate } = self;
-        let QueryTower { id, timestamp, head, .. } = query;
-        let mut out = vec![
-            ("query.layout".to_string(), query.layout().widths().to_vec()),
-            ("query.id.table".to_string(), id.table.shape().to_vec()),
-        ];
-        if let Some(t) = timestamp {
-            out.push(("query.timestamp.table".to_string(), t.table.shape().to_vec()));
+        let mut out = Vec::new();
+        for (tower_name, tower) in [("query", &self.query), ("candidate", &self.candidate)] {
+            tower_shapes(tower_name, tower, &mut out);
         }
-        head_shapes("query", head, &mut out);
-        let CandidateTower { id, text, head, .. } = candidate;
-        out.push(("candidate.layout".to_string(), candidate.layout().widths().to_vec()));
-        out.push(("candidate.id.table".to_string(), id.table.shape().to_vec()));
-        if let Some(t) = text {
-            out.push(("candidate.text.table".to_string(), t.table.shape().to_vec()));
-        }
-        head_shapes("candidate", head, &mut out);
         out
     }
 
-    /// What [`Self::shapes`] must return for a model built from `config` and `sizes`.
-    pub fn expected_shapes(config: &ValidModelConfig, sizes: &Vocabularies) -> Vec<NamedShape> {
-        let dim = config.embedding_dim;
-        let query_layout = match config.query_features {
-            QueryFeatures::Id => vec![dim],
-            QueryFeatures::IdAndTime => vec![dim, dim, 1],
-        };
-        let mut out = vec![
-            ("query.layout".to_string(), query_layout.clone()),
-            ("query.id.table".to_string(), vec![sizes.n_query_ids, dim]),
-        ];
-        if config.query_features == QueryFeatures::IdAndTime {
-            out.push(("query.timestamp.table".to_string(), vec![sizes.n_buckets, dim]));
+    /// What [`Self::shapes`] must return for a model built from `config`.
+    pub fn expected_shapes(config: &ValidModelConfig) -> Vec<NamedShape> {
+        let mut out = Vec::new();
+        for (tower_name, tower) in [("query", &config.query), ("candidate", &config.candidate)] {
+            expected_tower(tower_name, tower, &mut out);
         }
-        expected_head("query", query_layout.iter().sum(), &config.layer_sizes, &mut out);
-        let candidate_layout = match config.candidate_features {
-            CandidateFeatures::Id => vec![dim],
-            CandidateFeatures::IdAndText => vec![dim, dim],
-        };
-        out.push(("candidate.layout".to_string(), candidate_layout.clone()));
-        out.push(("candidate.id.table".to_string(), vec![sizes.n_candidate_ids, dim]));
-        if config.candidate_features == CandidateFeatures::IdAndText {
-            out.push(("candidate.text.table".to_string(), vec![sizes.n_tokens, dim]));
-        }
-        expected_head("candidate", candidate_layout.iter().sum(), &config.layer_sizes, &mut out);
         out
     }
 
     /// Every weight tensor, as a flat view, by name (no copies).
     fn weights(&self) -> Vec<(String, ndarray::ArrayViewD<'_, f32>)> {
-        let mut out = vec![("query.id.table".to_string(), self.query.id.table.view().into_dyn())];
-        if let Some(t) = &self.query.timestamp {
-            out.push(("query.timestamp.table".to_string(), t.table.view().into_dyn()));
-        }
-        out.push(("candidate.id.table".to_string(), self.candidate.id.table.view().into_dyn()));
-        if let Some(t) = &self.candidate.text {
-            out.push(("candidate.text.table".to_string(), t.table.view().into_dyn()));
-        }
-        for (tower, head) in [("query", &self.query.head), ("candidate", &self.candidate.head)] {
-            for (i, layer) in head.stack.iter().flat_map(|s| s.layers.iter()).enumerate() {
-                out.push((format!("{tower}.head.layers[{i}].w"), layer.w.view().into_dyn()));
-                out.push((format!("{tower}.head.layers[{i}].b"), layer.b.view().into_dyn()));
+        let mut out = Vec::new();
+        for (tower_name, tower) in [("query", &self.query), ("candidate", &self.candidate)] {
+            for input in &tower.inputs {
+                if let Some(table) = input.table() {
+                    out.push((format!("{tower_name}.inputs[{}].table", input.name), table.view().into_dyn()));
+                }
+            }
+            for (i, layer) in tower.head.stack.iter().flat_map(|s| s.layers.iter()).enumerate() {
+                out.push((format!("{tower_name}.head.layers[{i}].w"), layer.w.view().into_dyn()));
+                out.push((format!("{tower_name}.head.layers[{i}].b"), layer.b.view().into_dyn()));
             }
         }
         out
     }
+}
+
+fn tower_shapes(name: &str, tower: &Tower, out: &mut Vec<NamedShape>) {
+    out.push((format!("{name}.layout"), tower.layout().widths().to_vec()));
+    out.push((format!("{name}.l2_normalize"), vec![usize::from(tower.l2_normalize)]));
+    for input in &tower.inputs {
+        let shape = input.shape();
+        out.push((format!("{name}.inputs[{}] ({:?})", input.name, shape.kind), vec![shape.rows, shape.dim]));
+    }
+    head_shapes(name, &tower.head, out);
+}
+
+fn expected_tower(name: &str, tower: &TowerConfig, out: &mut Vec<NamedShape>) {
+    out.push((format!("{name}.layout"), tower.inputs.iter().map(|i| i.dim).collect()));
+    out.push((format!("{name}.l2_normalize"), vec![usize::from(tower.l2_normalize)]));
+    for input in &tower.inputs {
+        out.push((format!("{name}.inputs[{}] ({:?})", input.name, input.kind), vec![input.rows, input.dim]));
+    }
+    expected_head(name, tower.input_width(), &tower.layer_sizes, out);
 }
 
 fn head_shapes(tower: &str, head: &Head, out: &mut Vec<NamedShape>) {

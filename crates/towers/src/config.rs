@@ -1,52 +1,60 @@
-//! The model's typed configuration, validated once before anything is built.
+//! The model's shape, validated once before anything is built: per tower, a list of inputs
+//! (each an embedding lookup, a pooled bag of embeddings, or a numeric column), an optional
+//! dense head, and optional L2 normalisation of the output.
+//!
+//! The shapes carry the table sizes (rows), which come from fitted preprocessing: a spec of
+//! *which* features (in `train`) becomes a [`ModelConfig`] of *how large* once fitted.
 
 use serde::{Deserialize, Serialize};
 
-/// Which features feed the query tower.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum QueryFeatures {
-    /// The query-id embedding alone (the user id in the basic and context-without-timestamps tutorials).
-    Id,
-    /// Query id, time-bucket embedding and normalised time (the tutorials' `UserModel`, 2·dim + 1 wide).
-    IdAndTime,
-}
-
-/// Which features feed the candidate tower.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CandidateFeatures {
-    /// The candidate-id embedding alone (the title in the basic tutorial).
-    Id,
-    /// Candidate id and the masked mean of text-token embeddings (the tutorials' `MovieModel`, 2·dim wide).
-    IdAndText,
-}
-
 /// The widest embedding or dense layer accepted (the tutorials use 32 to 128).
 pub const MAX_WIDTH: usize = 4096;
+/// The most rows an embedding table may have (indices are `u32`).
+pub const MAX_ROWS: usize = u32::MAX as usize;
 
-/// The model's shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    /// Query-side features.
-    pub query_features: QueryFeatures,
-    /// Candidate-side features.
-    pub candidate_features: CandidateFeatures,
-    /// Width of every embedding table (32 in the tutorials).
-    pub embedding_dim: usize,
-    /// Dense head of both towers: ReLU after every layer but the last. Empty: no head.
-    pub layer_sizes: Vec<usize>,
+/// How one input becomes columns of the tower's concatenated features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputKind {
+    /// One index per example → one embedding row ([`tensor::Embedding`]): ids, hashed ids, buckets.
+    Lookup,
+    /// A ragged list of indices per example → masked mean of their rows ([`tensor::TokenBag`],
+    /// index 0 is padding): text tokens, multi-valued columns, histories.
+    Bag,
+    /// One float per example, passed through as one column: normalised numbers.
+    Numeric,
 }
 
-/// Numbers of rows of the embedding tables, from the fitted features.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Vocabularies {
-    /// Query ids, OOV included.
-    pub n_query_ids: usize,
-    /// Timestamp buckets.
-    pub n_buckets: usize,
-    /// Candidate ids, OOV included.
-    pub n_candidate_ids: usize,
-    /// Text tokens, padding and `[UNK]` included.
-    pub n_tokens: usize,
+/// One input of a tower.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputShape {
+    /// Unique within its tower; names its tensors (`query.inputs[user_id].table`).
+    pub name: String,
+    /// How it is embedded.
+    pub kind: InputKind,
+    /// Embedding-table rows (0 for [`InputKind::Numeric`]).
+    pub rows: usize,
+    /// Columns it contributes: the embedding width, or 1 for [`InputKind::Numeric`].
+    pub dim: usize,
+}
+
+/// One tower: its inputs in concatenation order, then the head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TowerConfig {
+    /// Inputs, concatenated in this order.
+    pub inputs: Vec<InputShape>,
+    /// Dense head: ReLU after every layer but the last. Empty: the concatenation is the output.
+    pub layer_sizes: Vec<usize>,
+    /// Divide each output row by its L2 norm (scores become cosines).
+    pub l2_normalize: bool,
+}
+
+/// Both towers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Maps a query (a user and its context) to an embedding.
+    pub query: TowerConfig,
+    /// Maps a candidate (an item) to an embedding.
+    pub candidate: TowerConfig,
 }
 
 /// A [`ModelConfig`] that passed [`ModelConfig::validate`].
@@ -56,12 +64,35 @@ pub struct ValidModelConfig(ModelConfig);
 /// Why a [`ModelConfig`] cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// `embedding_dim` is 0.
-    #[error("embedding_dim must be at least 1")]
-    ZeroEmbeddingDim,
+    /// A tower has no inputs.
+    #[error("the {tower} tower has no inputs; give it at least one feature")]
+    NoInputs {
+        /// `query` or `candidate`.
+        tower: &'static str,
+    },
+    /// Two inputs of a tower share a name.
+    #[error("{tower} tower: two inputs are named {name:?}; names must be unique within a tower")]
+    DuplicateName {
+        /// `query` or `candidate`.
+        tower: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// An input's shape is impossible.
+    #[error("{tower} input {name:?}: {problem}")]
+    Input {
+        /// `query` or `candidate`.
+        tower: &'static str,
+        /// The input.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A layer size is 0.
-    #[error("layer_sizes {layer_sizes:?}: every layer needs at least 1 unit (layer {index} has 0)")]
+    #[error("{tower} layer_sizes {layer_sizes:?}: every layer needs at least 1 unit (layer {index} has 0)")]
     ZeroLayerSize {
+        /// `query` or `candidate`.
+        tower: &'static str,
         /// The sizes given.
         layer_sizes: Vec<usize>,
         /// The offending position.
@@ -70,13 +101,13 @@ pub enum ConfigError {
     /// A width above [`MAX_WIDTH`].
     #[error("{what} {value}: at most {MAX_WIDTH} (every batch and evaluation chunk holds rows this wide; the tutorials use 32 to 128)")]
     TooWide {
-        /// Which width (`embedding_dim` or `layer_sizes[i]`).
+        /// Which width (an input's dim or `layer_sizes[i]`).
         what: String,
         /// The value given.
         value: usize,
     },
-    /// Without a head, the two towers' feature widths must agree for the dot product.
-    #[error("query width {query} != candidate width {candidate}: without layer_sizes both towers output their concatenated features, which must have equal widths (add layer_sizes, or match the feature sets)")]
+    /// The towers' outputs have different widths, so no dot product exists.
+    #[error("query output width {query} != candidate output width {candidate}: the score is their dot product (make the last layer sizes equal, or without layers the concatenated input widths)")]
     MismatchedWidths {
         /// Query tower output width.
         query: usize,
@@ -85,41 +116,73 @@ pub enum ConfigError {
     },
 }
 
-impl ModelConfig {
-    /// Checks every rule, so that building the towers cannot fail later.
-    pub fn validate(self) -> Result<ValidModelConfig, ConfigError> {
-        if self.embedding_dim == 0 {
-            return Err(ConfigError::ZeroEmbeddingDim);
+impl InputShape {
+    fn check(&self, tower: &'static str) -> Result<(), ConfigError> {
+        let fail = |problem: String| Err(ConfigError::Input { tower, name: self.name.clone(), problem });
+        match self.kind {
+            InputKind::Numeric if self.dim != 1 || self.rows != 0 => {
+                fail(format!("a numeric input is one column without a table, got dim {} rows {}", self.dim, self.rows))
+            }
+            InputKind::Numeric => Ok(()),
+            InputKind::Lookup | InputKind::Bag if self.dim == 0 => fail("dim must be at least 1".to_string()),
+            InputKind::Lookup | InputKind::Bag if self.dim > MAX_WIDTH => {
+                Err(ConfigError::TooWide { what: format!("{tower} input {:?} dim", self.name), value: self.dim })
+            }
+            InputKind::Lookup | InputKind::Bag if self.rows == 0 || self.rows > MAX_ROWS => {
+                fail(format!("{} table rows: expected 1 to {MAX_ROWS}", self.rows))
+            }
+            InputKind::Lookup | InputKind::Bag => Ok(()),
         }
-        if self.embedding_dim > MAX_WIDTH {
-            return Err(ConfigError::TooWide { what: "embedding_dim".to_string(), value: self.embedding_dim });
+    }
+}
+
+impl TowerConfig {
+    /// Width of the concatenated inputs.
+    pub fn input_width(&self) -> usize {
+        self.inputs.iter().map(|i| i.dim).sum()
+    }
+
+    /// Width of the tower's output.
+    pub fn output_width(&self) -> usize {
+        self.layer_sizes.last().copied().unwrap_or_else(|| self.input_width())
+    }
+
+    fn check(&self, tower: &'static str) -> Result<(), ConfigError> {
+        if self.inputs.is_empty() {
+            return Err(ConfigError::NoInputs { tower });
+        }
+        for (i, input) in self.inputs.iter().enumerate() {
+            if self.inputs[..i].iter().any(|other| other.name == input.name) {
+                return Err(ConfigError::DuplicateName { tower, name: input.name.clone() });
+            }
+            input.check(tower)?;
         }
         if let Some(index) = self.layer_sizes.iter().position(|&s| s > MAX_WIDTH) {
-            return Err(ConfigError::TooWide { what: format!("layer_sizes[{index}]"), value: self.layer_sizes[index] });
+            return Err(ConfigError::TooWide {
+                what: format!("{tower} layer_sizes[{index}]"),
+                value: self.layer_sizes[index],
+            });
         }
         if let Some(index) = self.layer_sizes.iter().position(|&s| s == 0) {
-            return Err(ConfigError::ZeroLayerSize { layer_sizes: self.layer_sizes, index });
+            return Err(ConfigError::ZeroLayerSize { tower, layer_sizes: self.layer_sizes.clone(), index });
         }
-        if self.layer_sizes.is_empty() && self.query_width() != self.candidate_width() {
-            return Err(ConfigError::MismatchedWidths { query: self.query_width(), candidate: self.candidate_width() });
+        Ok(())
+    }
+}
+
+impl ModelConfig {
+    /// Checks every rule, so that building the towers cannot fail later.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`], naming the tower and input.
+    pub fn validate(self) -> Result<ValidModelConfig, ConfigError> {
+        self.query.check("query")?;
+        self.candidate.check("candidate")?;
+        let (query, candidate) = (self.query.output_width(), self.candidate.output_width());
+        if query != candidate {
+            return Err(ConfigError::MismatchedWidths { query, candidate });
         }
         Ok(ValidModelConfig(self))
-    }
-
-    /// Width of the query tower's concatenated features.
-    pub fn query_width(&self) -> usize {
-        match self.query_features {
-            QueryFeatures::Id => self.embedding_dim,
-            QueryFeatures::IdAndTime => 2 * self.embedding_dim + 1,
-        }
-    }
-
-    /// Width of the candidate tower's concatenated features.
-    pub fn candidate_width(&self) -> usize {
-        match self.candidate_features {
-            CandidateFeatures::Id => self.embedding_dim,
-            CandidateFeatures::IdAndText => 2 * self.embedding_dim,
-        }
     }
 }
 

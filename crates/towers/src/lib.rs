@@ -1,39 +1,43 @@
-//! The two towers of the TFRS tutorials, built from a typed [`ModelConfig`].
+//! Two towers built from a list of inputs each: the model family of TensorFlow Recommenders.
 //!
 //! ```text
-//! query:     [query-id emb (32) | time-bucket emb (32) | normalised time (1)] → head
-//! candidate: [candidate-id emb (32) | masked mean of text-token embs (32)]               → head
+//! query:     [input_0 | input_1 | …] → dense head → (L2 normalise)   e.g. user id, time bucket, normalised time
+//! candidate: [input_0 | input_1 | …] → dense head → (L2 normalise)   e.g. title id, masked mean of title tokens
+//! score(q, c) = query(q) · candidate(c)
 //! ```
 //!
-//! The bracketed parts after the ids are optional ([`QueryFeatures`], [`CandidateFeatures`]);
-//! the head is a [`tensor::DenseStack`] (`layer_sizes`, ReLU between layers), or nothing for the
-//! basic tutorial's bare embeddings. Each tower has a `forward` / `backward` pair with its own
-//! `*Cache` and `*Grads` that hold the sub-layers' caches and grads field for field.
+//! An input is an embedding lookup, a masked-mean bag of embeddings, or a numeric column
+//! ([`InputKind`]); a [`ModelConfig`] lists them per tower with their table sizes. Each
+//! [`Tower`] has a `forward` / `backward` pair whose [`TowerCache`] and [`TowerGrads`] hold one
+//! entry per input, so nothing here knows which features a model has.
 //!
 //! ```
 //! use rand::SeedableRng;
-//! use towers::{CandidateFeatures, ModelConfig, QueryFeatures, TwoTower, Vocabularies};
-//! let config = ModelConfig { query_features: QueryFeatures::Id, candidate_features: CandidateFeatures::Id, embedding_dim: 4, layer_sizes: vec![] };
-//! let sizes = Vocabularies { n_query_ids: 10, n_buckets: 3, n_candidate_ids: 5, n_tokens: 6 };
-//! let model = TwoTower::new(config.clone().validate().unwrap(), sizes, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
+//! use towers::{InputKind, InputShape, ModelConfig, TowerConfig, TwoTower};
+//! let id = |name: &str, rows| InputShape { name: name.into(), kind: InputKind::Lookup, rows, dim: 4 };
+//! let config = ModelConfig {
+//!     query: TowerConfig { inputs: vec![id("user", 10)], layer_sizes: vec![], l2_normalize: false },
+//!     candidate: TowerConfig { inputs: vec![id("item", 5)], layer_sizes: vec![], l2_normalize: false },
+//! };
+//! let model = TwoTower::new(config.clone().validate().unwrap(), &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
 //! assert_eq!(model.query.out_dim(), 4);
-//! assert!(ModelConfig { layer_sizes: vec![0], ..config }.validate().is_err());
+//! let mut bad = config;
+//! bad.candidate.layer_sizes = vec![0];
+//! assert!(bad.validate().is_err());
 //! ```
 #![warn(missing_docs)]
 
-mod candidate;
 mod check;
 mod config;
 mod head;
-mod query;
+mod input;
+mod tower;
 
-pub use candidate::{CandidateBatch, CandidateCache, CandidateGrads, CandidateTower};
 pub use check::{NamedShape, ShapeError, WEIGHT_LIMIT};
-pub use config::{
-    CandidateFeatures, ConfigError, ModelConfig, QueryFeatures, ValidModelConfig, Vocabularies, MAX_WIDTH,
-};
+pub use config::{ConfigError, InputKind, InputShape, ModelConfig, TowerConfig, ValidModelConfig, MAX_ROWS, MAX_WIDTH};
 pub use head::{Head, HeadCache, HeadGrads};
-pub use query::{QueryBatch, QueryCache, QueryGrads, QueryTower};
+pub use input::{Input, InputColumn, InputLayer};
+pub use tower::{Tower, TowerCache, TowerGrads};
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -42,16 +46,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TwoTower {
     /// Maps queries (users and their context) to query embeddings.
-    pub query: QueryTower,
+    pub query: Tower,
     /// Maps candidates (items) to candidate embeddings.
-    pub candidate: CandidateTower,
+    pub candidate: Tower,
 }
 
 impl TwoTower {
-    /// Freshly initialised towers (Keras initialisers, drawn from `rng`).
-    pub fn new(config: ValidModelConfig, sizes: Vocabularies, rng: &mut impl Rng) -> Self {
-        let query = QueryTower::new(&config, &sizes, rng);
-        let candidate = CandidateTower::new(&config, &sizes, rng);
+    /// Freshly initialised towers (Keras initialisers), the query tower's tables first, all
+    /// drawn from `rng`.
+    pub fn new(config: ValidModelConfig, rng: &mut impl Rng) -> Self {
+        let query = Tower::new(&config.query, rng);
+        let candidate = Tower::new(&config.candidate, rng);
         Self { query, candidate }
     }
 }

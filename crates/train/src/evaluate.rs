@@ -5,9 +5,9 @@ use eval::{popularity_scores, true_rank_unfiltered_and_filtered, FactorizedTopK,
 use ndarray::{s, Array2};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
-use towers::{CandidateCache, QueryCache, TwoTower};
+use towers::{TowerCache, TwoTower};
 
-use crate::batch::BatchColumns;
+use crate::batch::{gather_inputs, with_views, BatchColumns};
 use crate::Encoded;
 
 /// Queries embedded per chunk.
@@ -43,7 +43,7 @@ pub struct SplitReport {
     pub seen_filtered: Metrics,
 }
 
-/// For each user index, the catalogue rows to remove from its ranking: every row whose candidate
+/// For each user, the catalogue rows to remove from its ranking: every row whose candidate
 /// identity the user interacted with in training (rows sharing an identity, such as duplicated
 /// titles in the TFRS tutorials, go together).
 #[derive(Debug, Clone)]
@@ -54,16 +54,15 @@ pub struct SeenRows {
 impl SeenRows {
     /// Collects the rows from the training ratings.
     pub fn new(data: &Encoded, train_rows: &[usize]) -> Self {
-        let n_query_ids = data.query.iter().copied().max().map_or(0, |m| m as usize + 1);
-        let n_candidate_ids = data.candidate_id.iter().copied().max().map_or(0, |m| m as usize + 1);
-        let mut rows_of_id: Vec<Vec<u32>> = vec![Vec::new(); n_candidate_ids];
-        for (row, &id) in data.candidate_id.iter().enumerate() {
+        let n_identities = data.candidate_identity.iter().copied().max().map_or(0, |m| m as usize + 1);
+        let mut rows_of_id: Vec<Vec<u32>> = vec![Vec::new(); n_identities];
+        for (row, &id) in data.candidate_identity.iter().enumerate() {
             rows_of_id[id as usize].push(row as u32);
         }
-        let mut per_user: Vec<Vec<u32>> = vec![Vec::new(); n_query_ids];
+        let mut per_user: Vec<Vec<u32>> = vec![Vec::new(); data.n_users()];
         for &r in train_rows {
-            let id = data.candidate_id[data.candidate_row[r] as usize];
-            per_user[data.query[r] as usize].extend(&rows_of_id[id as usize]);
+            let id = data.candidate_identity[data.candidate_row[r] as usize];
+            per_user[data.user[r] as usize].extend(&rows_of_id[id as usize]);
         }
         for rows in &mut per_user {
             rows.sort_unstable();
@@ -72,43 +71,44 @@ impl SeenRows {
         Self { per_user }
     }
 
-    /// The rows seen by user index `user` (empty for unknown users).
+    /// The rows seen by `user` (a dataset query id; empty for unknown users).
     pub fn of(&self, user: u32) -> &[u32] {
         self.per_user.get(user as usize).map_or(&[], Vec::as_slice)
     }
 }
 
 /// Candidate embeddings of every catalogue row, `(n_candidates, d)`.
-pub fn embed_catalogue(model: &TwoTower, data: &Encoded, cache: &mut CandidateCache) -> Array2<f32> {
-    let mut columns = BatchColumns::default();
-    columns.candidate_ids.clone_from(&data.candidate_id);
-    data.fill_bags(0..data.n_candidates() as u32, &mut columns.tokens);
-    model.candidate.forward(&columns.candidate(), cache).to_owned()
+pub fn embed_catalogue(model: &TwoTower, data: &Encoded, cache: &mut TowerCache) -> Array2<f32> {
+    let mut buffers = Vec::new();
+    gather_inputs(&data.candidate, 0..data.n_candidates(), &mut buffers);
+    with_views(&buffers, |batch| model.candidate.forward(batch, cache).to_owned())
 }
 
-/// Query embeddings of ratings `rows`, `(rows.len(), d)`.
-pub fn embed_queries(model: &TwoTower, data: &Encoded, rows: &[usize], cache: &mut QueryCache) -> Array2<f32> {
+/// Query embeddings of interactions `rows`, `(rows.len(), d)`.
+pub fn embed_queries(model: &TwoTower, data: &Encoded, rows: &[usize], cache: &mut TowerCache) -> Array2<f32> {
     let mut out = Array2::zeros((rows.len(), model.query.out_dim()));
     let mut columns = BatchColumns::default();
     for (chunk_idx, chunk) in rows.chunks(QUERY_CHUNK).enumerate() {
-        columns.fill(data, chunk, None);
+        columns.fill_queries(data, chunk);
         let start = chunk_idx * QUERY_CHUNK;
-        out.slice_mut(s![start..start + chunk.len(), ..]).assign(&model.query.forward(&columns.query(), cache));
+        with_views(&columns.query, |batch| {
+            out.slice_mut(s![start..start + chunk.len(), ..]).assign(&model.query.forward(batch, cache));
+        });
     }
     out
 }
 
-/// Factorized top-k of `model` on ratings `rows`, over all catalogue rows.
+/// Factorized top-k of `model` on interactions `rows`, over all catalogue rows.
 pub fn evaluate_split(model: &TwoTower, data: &Encoded, rows: &[usize], seen: &SeenRows) -> SplitReport {
-    let catalogue = embed_catalogue(model, data, &mut CandidateCache::default());
-    let queries = embed_queries(model, data, rows, &mut QueryCache::default());
+    let catalogue = embed_catalogue(model, data, &mut TowerCache::default());
+    let queries = embed_queries(model, data, rows, &mut TowerCache::default());
     report(queries.view(), catalogue.view(), data, rows, seen)
 }
 
 /// The popularity baseline on interactions `rows`: every query scores each candidate by its
 /// number of training interactions (by candidate identity).
 pub fn popularity_split(data: &Encoded, train_rows: &[usize], rows: &[usize], seen: &SeenRows) -> SplitReport {
-    let counts = popularity_scores(&data.candidate_id, train_rows.iter().map(|&r| data.candidate_row[r]));
+    let counts = popularity_scores(&data.candidate_identity, train_rows.iter().map(|&r| data.candidate_row[r]));
     let catalogue = counts.into_shape_with_order((data.n_candidates(), 1)).expect("one column");
     let queries = Array2::ones((rows.len(), 1));
     report(queries.view(), catalogue.view(), data, rows, seen)
@@ -126,8 +126,8 @@ fn report(
         .iter()
         .map(|&r| {
             // Never exclude the true candidate itself (or rows sharing its identity).
-            let id = data.candidate_id[data.candidate_row[r] as usize];
-            seen.of(data.query[r]).iter().copied().filter(|&row| data.candidate_id[row as usize] != id).collect()
+            let id = data.candidate_identity[data.candidate_row[r] as usize];
+            seen.of(data.user[r]).iter().copied().filter(|&row| data.candidate_identity[row as usize] != id).collect()
         })
         .collect();
     let metrics = |ranks: &[u32]| {

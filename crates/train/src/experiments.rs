@@ -1,9 +1,9 @@
-//! The TFRS tutorials' experiments, each with its own settings.
+//! The TFRS tutorials' experiments: spec files shipped under `configs/tutorials/`, compiled in
+//! so that the binaries run from anywhere.
 
 use serde::{Deserialize, Serialize};
-use towers::{CandidateFeatures, ModelConfig, QueryFeatures};
 
-use crate::{Shuffle, TrainConfig};
+use crate::TrainConfig;
 
 /// A named experiment from the tutorials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,54 +44,22 @@ impl Experiment {
         Self::ALL.into_iter().find(|e| e.name() == name)
     }
 
+    /// The shipped spec file (`configs/tutorials/<name>.toml`), as text.
+    pub fn spec_text(self) -> &'static str {
+        match self {
+            Self::Basic => include_str!("../configs/tutorials/basic.toml"),
+            Self::Context => include_str!("../configs/tutorials/context.toml"),
+            Self::ContextTimestamps => include_str!("../configs/tutorials/context-timestamps.toml"),
+            Self::Deep1 => include_str!("../configs/tutorials/deep-1.toml"),
+            Self::Deep2 => include_str!("../configs/tutorials/deep-2.toml"),
+            Self::Deep3 => include_str!("../configs/tutorials/deep-3.toml"),
+        }
+    }
+
     /// The tutorial's settings, seeded.
     pub fn config(self, seed: u64) -> TrainConfig {
-        let rich = |query_features, layer_sizes: Vec<usize>| ModelConfig {
-            query_features,
-            candidate_features: CandidateFeatures::IdAndText,
-            embedding_dim: 32,
-            layer_sizes,
-        };
-        let base = TrainConfig {
-            name: self.name().to_string(),
-            model: rich(QueryFeatures::IdAndTime, vec![32]),
-            batch_size: 2048,
-            epochs: 3,
-            learning_rate: 0.1,
-            seed,
-            validation_freq: None,
-            temperature: None,
-            logq: false,
-            remove_accidental_hits: false,
-            num_hard_negatives: None,
-            logq_streaming_alpha: None,
-            batch_metrics: false,
-            shuffle: Shuffle::EachEpoch,
-        };
-        let deep = |layer_sizes| TrainConfig {
-            model: rich(QueryFeatures::IdAndTime, layer_sizes),
-            epochs: 300,
-            validation_freq: Some(5),
-            ..base.clone()
-        };
-        match self {
-            Self::Basic => TrainConfig {
-                model: ModelConfig {
-                    query_features: QueryFeatures::Id,
-                    candidate_features: CandidateFeatures::Id,
-                    embedding_dim: 32,
-                    layer_sizes: vec![],
-                },
-                batch_size: 8192,
-                batch_metrics: true,
-                shuffle: Shuffle::Once,
-                ..base
-            },
-            Self::Context => TrainConfig { model: rich(QueryFeatures::Id, vec![32]), ..base },
-            Self::ContextTimestamps => base,
-            Self::Deep1 => deep(vec![32]),
-            Self::Deep2 => deep(vec![64, 32]),
-            Self::Deep3 => deep(vec![128, 64, 32]),
-        }
+        let config = TrainConfig::from_toml(self.spec_text())
+            .unwrap_or_else(|e| panic!("the shipped spec of {} does not parse: {e}", self.name()));
+        TrainConfig { seed, ..config }
     }
 }

@@ -10,7 +10,8 @@
 //! | `qdrant_points.jsonl` | one Qdrant point per line: `{"id": row, "vector": […], "payload": {"key", "name"}}` |
 //! | `export.json` | dimensions, counts, the distance to use (`Dot`), and the time the queries were embedded at |
 //!
-//! Scores are inner products (`Dot` in Qdrant): the towers' outputs are not normalised.
+//! Scores are inner products (`Dot` in Qdrant); with `l2_normalize` on both towers they are
+//! cosines, and `Dot` still ranks them exactly.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -60,31 +61,29 @@ pub fn export(retriever: &Retriever, dir: &Path) -> Result<ExportSummary, std::i
     let file = retriever.file();
     let staged = RunDir::create(dir)?;
     let candidates = retriever.catalogue_embeddings();
-    let users: Vec<u32> = (1..file.features.query_ids.len() as u32).collect();
-    let at = file.features.max_timestamp;
-    let queries = retriever.embed_users(&users, at);
+    let at = file.features.latest_time();
+    let queries = retriever
+        .embed_known_users(None)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
     let write = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
         let path = staged.path(name);
         std::fs::write(&path, bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
     };
     write("candidates.npy", &npy_bytes(candidates))?;
     write("queries.npy", &npy_bytes(queries.view()))?;
-    let keys: Vec<_> = file
-        .catalogue
-        .iter()
-        .enumerate()
-        .map(|(row, c)| json!({ "row": row, "key": c.key, "name": c.display() }))
+    let catalogue = &file.catalogue;
+    let keys: Vec<_> = (0..catalogue.len())
+        .map(|row| json!({ "row": row, "key": catalogue.keys[row], "name": catalogue.names[row] }))
         .collect();
     write("candidate_keys.json", serde_json::to_string_pretty(&keys)?.as_bytes())?;
-    let query_keys: Vec<&str> =
-        users.iter().map(|&u| file.features.query_ids.token(u).expect("every index below len is an entry")).collect();
+    let query_keys: Vec<&str> = file.users.iter().map(|u| u.key.as_str()).collect();
     write("query_keys.json", serde_json::to_string_pretty(&query_keys)?.as_bytes())?;
     let mut points = std::io::BufWriter::new(std::fs::File::create(staged.path("qdrant_points.jsonl"))?);
-    for (row, c) in file.catalogue.iter().enumerate() {
+    for row in 0..catalogue.len() {
         let point = json!({
             "id": row,
             "vector": candidates.row(row).to_vec(),
-            "payload": { "key": c.key, "name": c.display() },
+            "payload": { "key": catalogue.keys[row], "name": catalogue.names[row] },
         });
         serde_json::to_writer(&mut points, &point)?;
         points.write_all(b"\n")?;
@@ -93,11 +92,11 @@ pub fn export(retriever: &Retriever, dir: &Path) -> Result<ExportSummary, std::i
     let dim = candidates.ncols();
     let manifest = json!({
         "candidates": { "file": "candidates.npy", "keys": "candidate_keys.json", "rows": candidates.nrows(), "dim": dim },
-        "queries": { "file": "queries.npy", "keys": "query_keys.json", "rows": users.len(), "dim": dim, "embedded_at_unix_time": at },
+        "queries": { "file": "queries.npy", "keys": "query_keys.json", "rows": queries.nrows(), "dim": dim, "embedded_at_unix_time": at },
         "qdrant": { "file": "qdrant_points.jsonl", "distance": "Dot", "size": dim },
         "score": "inner product of a query row and a candidate row; the model ranks candidates by it",
     });
     write("export.json", serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     let dir = staged.publish()?;
-    Ok(ExportSummary { dir, n_candidates: candidates.nrows(), n_queries: users.len(), dim })
+    Ok(ExportSummary { dir, n_candidates: candidates.nrows(), n_queries: queries.nrows(), dim })
 }

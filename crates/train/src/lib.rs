@@ -3,7 +3,7 @@
 //! `tensor`, `towers`, `retrieval`, `optim` and `eval`.
 //!
 //! ```text
-//! dataset::Dataset ──FittedFeatures::fit──▶ Encoded (index columns per interaction and per catalogue row)
+//! spec (TOML) + dataset::Dataset ──FittedFeatures::fit──▶ Encoded (input columns per source row)
 //!         ──Trainer::fit──▶ epochs of shuffled batches:
 //!              towers forward → in-batch softmax → towers backward → Adagrad (dense + row-sparse)
 //!         ──evaluate──▶ factorized top-k over the whole catalogue (+ seen-filtered, popularity)
@@ -12,7 +12,7 @@
 //! ```
 //! use train::{Experiment, TrainConfig};
 //! let config: TrainConfig = Experiment::Deep2.config(42);
-//! assert_eq!(config.model.layer_sizes, [64, 32]);
+//! assert_eq!(config.model.query.layers, [64, 32]);
 //! assert!(TrainConfig { batch_size: 1, ..config }.validate().is_err());
 //! ```
 #![warn(missing_docs)]
@@ -23,21 +23,28 @@ mod encode;
 mod evaluate;
 mod experiments;
 pub mod export;
+mod fitted;
 pub mod fs;
 mod guard;
 mod model_file;
 mod optimizer;
+pub mod presets;
+mod query;
 mod retriever;
+pub mod spec;
 pub mod synthetic;
 mod trainer;
 
-pub use batch::Shuffler;
+pub use batch::{Shuffler, MAX_FEATURES};
 pub use config::{ConfigError, Shuffle, TrainConfig, ValidTrainConfig, MAX_BATCH_SIZE, MAX_EPOCHS};
-pub use encode::{check_inputs, Encoded, FeatureColumns, FeatureError, FitScope, FittedFeatures, InputError};
+pub use encode::{Encoded, EncodedColumn, EncodedInput, FeatureError, FitScope, FittedFeatures, FittedInput};
 pub use evaluate::{embed_catalogue, embed_queries, evaluate_split, popularity_split, Metrics, SeenRows, SplitReport};
 pub use experiments::Experiment;
 pub use guard::{TrainError, GRADIENT_LIMIT};
-pub use model_file::{seal, CatalogueRow, ModelFile, ModelFileError, FORMAT_VERSION, HEADER_LEN};
+pub use fitted::{Encoding, FittedFeature, Value};
+pub use model_file::{seal, Catalogue, KnownUser, ModelFile, ModelFileError, FORMAT_VERSION, HEADER_LEN};
 pub use optimizer::ModelOptState;
-pub use retriever::{QueryError, Recommendation, Retriever, UserQuery};
-pub use trainer::{BatchProgress, EpochRecord, Observer, Trainer};
+pub use query::{OwnedValue, QueryError, Request, UserQuery};
+pub use retriever::{Recommendation, Retriever};
+pub use spec::{FeatureKind, FeatureSpec, ModelSpec, TowerSpec};
+pub use trainer::{BatchProgress, EpochRecord, Grads, Observer, Trainer};

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! offset 0   8 bytes  "TWOTOWER"
-//! offset 8   u32      format version (2)
+//! offset 8   u32      format version (3)
 //! offset 12  u64      payload length in bytes
 //! offset 20  u32      CRC-32 (IEEE) of the payload
 //! offset 24  payload  bincode 1.x (fixed-width integers) of [`ModelFile`]; nothing may follow it
@@ -14,59 +14,81 @@
 //!
 //! Reading checks, in order: header, version, length (truncation and trailing bytes), checksum,
 //! decoding (bounded by the payload length, so a forged length field cannot allocate more than
-//! the file holds), then [`ModelFile::validate`]: every shape against the configuration and the
-//! vocabularies, every weight finite, every catalogue row id in range. A file that passes can be
-//! served without a panic.
+//! the file holds), then [`ModelFile::validate`]: the spec against the fitted features, every
+//! tensor's shape against both, every weight finite, every catalogue index and user row in
+//! range. A file that passes can be served without a panic.
 
 use std::path::{Path, PathBuf};
 
 use bincode::Options;
+use dataset::{Column, Dataset};
 use serde::{Deserialize, Serialize};
 use towers::TwoTower;
 
-use dataset::Dataset;
-
-use crate::encode::candidate_strings;
+use crate::encode::{EncodedColumn, EncodedInput};
+use crate::fitted::FittedFeature;
 use crate::fs::write_atomic;
-use crate::{FeatureError, FittedFeatures, SeenRows, TrainConfig};
+use crate::query::OwnedValue;
+use crate::spec::{KEY, TIMESTAMP};
+use crate::{Encoded, FittedFeatures, SeenRows, TrainConfig};
 
 const MAGIC: &[u8; 8] = b"TWOTOWER";
-/// Bumped whenever the layout or [`ModelFile`]'s encoding changes.
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped whenever the layout or [`ModelFile`]'s encoding changes (3: spec-driven towers).
+pub const FORMAT_VERSION: u32 = 3;
 /// Bytes before the payload: magic, version, length, checksum.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
 /// Everything needed to serve recommendations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelFile {
-    /// The configuration the model was trained with.
+    /// The configuration the model was trained with, spec included.
     pub config: TrainConfig,
-    /// The fitted preprocessing.
+    /// The fitted preprocessing of every feature.
     pub features: FittedFeatures,
     /// Both towers.
     pub model: TwoTower,
-    /// The catalogue, one entry per candidate row, in table order.
-    pub catalogue: Vec<CatalogueRow>,
-    /// Per query-id index: the catalogue rows interacted with in training (excluded from
-    /// recommendations by default).
-    pub seen: Vec<Vec<u32>>,
+    /// The catalogue: keys, display names and encoded candidate features.
+    pub catalogue: Catalogue,
+    /// Every user of the training data, with what serving needs about it.
+    pub users: Vec<KnownUser>,
 }
 
-/// What the model needs of one candidate to embed and show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CatalogueRow {
-    /// The candidate key in the source data.
+/// The candidates, one entry per row in table order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Catalogue {
+    /// Candidate keys in the source data.
+    pub keys: Vec<String>,
+    /// What to show for each (a text column, else the key).
+    pub names: Vec<String>,
+    /// Per candidate feature, the encoded column over rows (the candidate tower's input).
+    pub inputs: Vec<EncodedColumn>,
+    /// Per row, its identity (rows sharing one are the same item for seen-filtering).
+    pub identity: Vec<u32>,
+}
+
+/// What serving knows about a user of the training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnownUser {
+    /// The user key.
     pub key: String,
-    /// Its identity for the id embedding (the key, or e.g. the title).
-    pub id: String,
-    /// Its text, when the model has a text feature.
-    pub text: Option<String>,
+    /// Its query-table values for the columns the query features read.
+    pub attributes: Vec<(String, OwnedValue)>,
+    /// Catalogue rows of its training interactions, oldest first.
+    pub history: Vec<u32>,
+    /// Catalogue rows excluded from its recommendations by default (every row sharing an
+    /// identity with a training interaction), ascending.
+    pub seen: Vec<u32>,
 }
 
-impl CatalogueRow {
-    /// What to show for it: the text if any, else the key.
-    pub fn display(&self) -> &str {
-        self.text.as_deref().unwrap_or(&self.key)
+impl Catalogue {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether it has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 }
 
@@ -146,27 +168,58 @@ fn codec(limit: u64) -> impl Options {
 
 impl ModelFile {
     /// What a training run saves: its configuration, features and towers, the catalogue of
-    /// `data`, and each query's training rows from `seen`.
-    ///
-    /// # Errors
-    /// [`FeatureError`] when the feature columns are not in `data` (as when fitting).
+    /// `encoded`, and every user's attributes (from `data`), training history and seen rows.
     pub fn new(
         config: TrainConfig,
         features: FittedFeatures,
         model: TwoTower,
         data: &Dataset,
+        encoded: &Encoded,
+        train_rows: &[usize],
         seen: &SeenRows,
-    ) -> Result<Self, FeatureError> {
-        let (ids, text) = candidate_strings(data, &features.columns)?;
-        let catalogue = (0..ids.len())
-            .map(|row| CatalogueRow {
-                key: data.candidates.key(row as u32).to_string(),
-                id: ids[row].to_string(),
-                text: text.as_ref().map(|t| t[row].to_string()),
+    ) -> Self {
+        let inputs = encoded
+            .candidate
+            .iter()
+            .map(|input| match input {
+                EncodedInput::Gathered { column, of_example: None } => column.clone(),
+                _ => unreachable!("candidate features are encoded per catalogue row"),
             })
             .collect();
-        let seen = (0..features.query_ids.len() as u32).map(|u| seen.of(u).to_vec()).collect();
-        Ok(Self { config, features, model, catalogue, seen })
+        let catalogue = Catalogue {
+            keys: data.candidates.keys().to_vec(),
+            names: encoded.candidate_name.clone(),
+            inputs,
+            identity: encoded.candidate_identity.clone(),
+        };
+        let interactions = &data.interactions;
+        let mut sorted = train_rows.to_vec();
+        let time = |r: usize| interactions.timestamp.as_ref().map_or(0, |t| t[r]);
+        sorted.sort_unstable_by_key(|&r| (interactions.query[r], time(r), r));
+        let mut histories: Vec<Vec<u32>> = vec![Vec::new(); interactions.query_keys.len()];
+        for &r in &sorted {
+            histories[interactions.query[r] as usize].push(interactions.candidate[r]);
+        }
+        let columns: Vec<&str> = features
+            .query
+            .iter()
+            .filter(|f| !matches!(f.fitted, FittedFeature::History { .. }) && f.column != KEY && f.column != TIMESTAMP)
+            .map(|f| f.column.as_str())
+            .collect();
+        let users = interactions
+            .query_keys
+            .strings()
+            .iter()
+            .zip(histories)
+            .enumerate()
+            .map(|(user, (key, history))| KnownUser {
+                key: key.clone(),
+                attributes: attributes_of(data, key, &columns),
+                history,
+                seen: seen.of(user as u32).to_vec(),
+            })
+            .collect();
+        Self { config, features, model, catalogue, users }
     }
 
     /// The file's bytes: header, then payload.
@@ -219,11 +272,10 @@ impl ModelFile {
         if expected != found {
             return Err(ModelFileError::Checksum { path: path_buf(), expected, found });
         }
-        let mut file: Self = codec(payload.len() as u64)
+        let file: Self = codec(payload.len() as u64)
             .deserialize(payload)
             .map_err(|error| ModelFileError::Corrupt { path: path_buf(), problem: describe(&error) })?;
         file.validate().map_err(|problem| ModelFileError::Invalid { path: path_buf(), problem })?;
-        file.features.rebuild_indices();
         Ok(file)
     }
 
@@ -235,33 +287,80 @@ impl ModelFile {
     /// A description naming the field and what was expected.
     pub fn validate(&self) -> Result<(), String> {
         let config = self.config.clone().validate().map_err(|e| format!("config: {e}"))?;
-        self.features.check().map_err(|e| format!("features: {e}"))?;
-        let sizes = self.features.vocabularies();
-        self.model.check(config.model(), &sizes).map_err(|e| format!("model: {e}"))?;
-        if self.catalogue.is_empty() {
+        let shapes = self.features.model_config(&config.model).map_err(|e| format!("features: {e}"))?;
+        let shapes = shapes.validate().map_err(|e| format!("features: {e}"))?;
+        self.model.check(&shapes).map_err(|e| format!("model: {e}"))?;
+        let catalogue = &self.catalogue;
+        let n_rows = catalogue.len();
+        if n_rows == 0 {
             return Err("catalogue: empty".to_string());
         }
-        let has_text = self.features.columns.candidate_text.is_some();
-        if let Some(row) = self.catalogue.iter().position(|c| c.text.is_some() != has_text) {
+        if catalogue.names.len() != n_rows || catalogue.identity.len() != n_rows {
             return Err(format!(
-                "catalogue[{row}]: text present where the features have none, or missing where they have"
+                "catalogue: {n_rows} keys but {} names and {} identities",
+                catalogue.names.len(),
+                catalogue.identity.len()
             ));
         }
-        if self.seen.len() != sizes.n_query_ids {
+        if catalogue.inputs.len() != shapes.candidate.inputs.len() {
             return Err(format!(
-                "seen: {} lists, expected one per query-id index ({})",
-                self.seen.len(),
-                sizes.n_query_ids
+                "catalogue: {} encoded inputs for {} candidate features",
+                catalogue.inputs.len(),
+                shapes.candidate.inputs.len()
             ));
         }
-        let n_rows = self.catalogue.len();
-        for (query, rows) in self.seen.iter().enumerate() {
-            if let Some(row) = rows.iter().find(|&&row| row as usize >= n_rows) {
-                return Err(format!("seen[{query}]: catalogue row {row}, expected below {n_rows}"));
+        for (column, shape) in catalogue.inputs.iter().zip(&shapes.candidate.inputs) {
+            let kind_matches = matches!(
+                (column, shape.kind),
+                (EncodedColumn::Ids(_), towers::InputKind::Lookup)
+                    | (EncodedColumn::Bags(_), towers::InputKind::Bag)
+                    | (EncodedColumn::Values(_), towers::InputKind::Numeric)
+            );
+            if !kind_matches || column.len() != n_rows {
+                return Err(format!(
+                    "catalogue input {:?}: {} rows of the wrong kind or length (expected {n_rows} for a {:?} input)",
+                    shape.name,
+                    column.len(),
+                    shape.kind
+                ));
+            }
+            if let Some(max) = column.max_index().filter(|&m| m as usize >= shape.rows) {
+                return Err(format!("catalogue input {:?}: index {max}, the table has {} rows", shape.name, shape.rows));
+            }
+            if let EncodedColumn::Values(values) = column {
+                if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+                    return Err(format!("catalogue input {:?}: value {v}, expected finite", shape.name));
+                }
+            }
+        }
+        for (u, user) in self.users.iter().enumerate() {
+            if let Some(row) = user.history.iter().chain(&user.seen).find(|&&row| row as usize >= n_rows) {
+                return Err(format!("users[{u}] ({}): catalogue row {row}, expected below {n_rows}", user.key));
             }
         }
         Ok(())
     }
+}
+
+/// The query-table values of `key` for `columns` (none without a query table or row).
+fn attributes_of(data: &Dataset, key: &str, columns: &[&str]) -> Vec<(String, OwnedValue)> {
+    let Some((table, row)) = data.queries.as_ref().and_then(|t| t.row_of(key).map(|r| (t, r as usize))) else {
+        return Vec::new();
+    };
+    columns
+        .iter()
+        .filter_map(|&name| {
+            let value = match table.column(name)? {
+                column @ Column::String { .. } => OwnedValue::Str(column.string(row)?.to_string()),
+                Column::Integer(v) | Column::Timestamp(v) => OwnedValue::Int(v[row]),
+                Column::Float(v) => OwnedValue::Float(v[row]),
+                column @ Column::StringList { .. } => {
+                    OwnedValue::List(column.list(row)?.into_iter().map(str::to_string).collect())
+                }
+            };
+            Some((name.to_string(), value))
+        })
+        .collect()
 }
 
 /// `header ‖ payload` for a payload (used by [`ModelFile::to_bytes`]; public so that tests can

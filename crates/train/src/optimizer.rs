@@ -1,31 +1,25 @@
 //! Adagrad state for every parameter of both towers, and the step that applies the grads.
 //!
 //! Embedding tables take the row-sparse step (only the rows a batch touched), dense layers the
-//! dense step. The code destructures every tower exhaustively, so a new parameter that is not
-//! optimised fails to compile.
+//! dense step. The state mirrors the towers input by input, so a feature added to a spec is
+//! optimised without code here; a table without a state (or the reverse) is a bug that panics
+//! instead of being skipped.
 
 use ndarray::{Ix1, Ix2};
 use optim::{Adagrad, AdagradState};
-use towers::{CandidateGrads, CandidateTower, Head, HeadGrads, QueryGrads, QueryTower, TwoTower};
+use towers::{Head, HeadGrads, Tower, TowerGrads, TwoTower};
 
 /// Accumulators for every parameter of a [`TwoTower`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelOptState {
-    query: QueryState,
-    candidate: CandidateState,
+    query: TowerState,
+    candidate: TowerState,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct QueryState {
-    id: AdagradState<Ix2>,
-    timestamp: Option<AdagradState<Ix2>>,
-    head: HeadState,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct CandidateState {
-    id: AdagradState<Ix2>,
-    text: Option<AdagradState<Ix2>>,
+struct TowerState {
+    /// Per input: the table's accumulator (`None` for inputs without a table).
+    inputs: Vec<Option<AdagradState<Ix2>>>,
     head: HeadState,
 }
 
@@ -38,51 +32,27 @@ struct HeadState {
 impl ModelOptState {
     /// Fresh accumulators (all at `initial_accumulator_value`).
     pub fn new(model: &TwoTower, adagrad: &Adagrad) -> Self {
-        let TwoTower { query, candidate } = model;
-        let QueryTower { id: query_id, timestamp, head: query_head, .. } = query;
-        let CandidateTower { id: candidate_id, text, head: candidate_head, .. } = candidate;
-        Self {
-            query: QueryState {
-                id: AdagradState::new(&query_id.table, adagrad),
-                timestamp: timestamp.as_ref().map(|t| AdagradState::new(&t.table, adagrad)),
-                head: HeadState::new(query_head, adagrad),
-            },
-            candidate: CandidateState {
-                id: AdagradState::new(&candidate_id.table, adagrad),
-                text: text.as_ref().map(|t| AdagradState::new(&t.table, adagrad)),
-                head: HeadState::new(candidate_head, adagrad),
-            },
-        }
+        Self { query: TowerState::new(&model.query, adagrad), candidate: TowerState::new(&model.candidate, adagrad) }
     }
 
     /// The first accumulator holding NaN or ∞ (a gradient whose square overflowed f32), by name.
-    pub fn first_non_finite(&self) -> Option<&'static str> {
-        let Self { query, candidate } = self;
-        let QueryState { id: query_id, timestamp, head: query_head } = query;
-        let CandidateState { id: candidate_id, text, head: candidate_head } = candidate;
-        let bad2 = |s: &AdagradState<Ix2>| s.accumulator.iter().any(|v| !v.is_finite());
-        let bad_head =
-            |h: &HeadState| h.layers.iter().any(|(w, b)| bad2(w) || b.accumulator.iter().any(|v| !v.is_finite()));
-        [
-            ("query.id", bad2(query_id)),
-            ("query.timestamp", timestamp.as_ref().is_some_and(bad2)),
-            ("query.head", bad_head(query_head)),
-            ("candidate.id", bad2(candidate_id)),
-            ("candidate.text", text.as_ref().is_some_and(bad2)),
-            ("candidate.head", bad_head(candidate_head)),
-        ]
-        .into_iter()
-        .find_map(|(name, bad)| bad.then_some(name))
+    pub fn first_non_finite(&self) -> Option<String> {
+        fn bad<'a>(mut values: impl Iterator<Item = &'a f32>) -> bool {
+            values.any(|v| !v.is_finite())
+        }
+        for (tower, state) in [("query", &self.query), ("candidate", &self.candidate)] {
+            if let Some(i) = state.inputs.iter().position(|s| s.as_ref().is_some_and(|s| bad(s.accumulator.iter()))) {
+                return Some(format!("{tower}.inputs[{i}]"));
+            }
+            if state.head.layers.iter().any(|(w, b)| bad(w.accumulator.iter()) || bad(b.accumulator.iter())) {
+                return Some(format!("{tower}.head"));
+            }
+        }
+        None
     }
 
     /// One Adagrad step on every parameter (the two towers concurrently).
-    pub fn step(
-        &mut self,
-        adagrad: &Adagrad,
-        model: &mut TwoTower,
-        query_grads: &QueryGrads,
-        candidate_grads: &CandidateGrads,
-    ) {
+    pub fn step(&mut self, adagrad: &Adagrad, model: &mut TwoTower, query_grads: &TowerGrads, candidate_grads: &TowerGrads) {
         let TwoTower { query, candidate } = model;
         let Self { query: query_state, candidate: candidate_state } = self;
         rayon::join(
@@ -92,27 +62,24 @@ impl ModelOptState {
     }
 }
 
-impl QueryState {
-    fn step(&mut self, adagrad: &Adagrad, tower: &mut QueryTower, grads: &QueryGrads) {
-        let QueryTower { id, timestamp, head, .. } = tower;
-        let QueryGrads { id: d_id, timestamp: d_timestamp, head: d_head } = grads;
-        adagrad.step_rows(&mut id.table, d_id, &mut self.id);
-        if let (Some(t), Some(dt), Some(s)) = (timestamp, d_timestamp, &mut self.timestamp) {
-            adagrad.step_rows(&mut t.table, dt, s);
+impl TowerState {
+    fn new(tower: &Tower, adagrad: &Adagrad) -> Self {
+        Self {
+            inputs: tower.inputs.iter().map(|input| input.table().map(|t| AdagradState::new(t, adagrad))).collect(),
+            head: HeadState::new(&tower.head, adagrad),
         }
-        self.head.step(adagrad, head, d_head);
     }
-}
 
-impl CandidateState {
-    fn step(&mut self, adagrad: &Adagrad, tower: &mut CandidateTower, grads: &CandidateGrads) {
-        let CandidateTower { id, text, head, .. } = tower;
-        let CandidateGrads { id: d_id, text: d_text, head: d_head } = grads;
-        adagrad.step_rows(&mut id.table, d_id, &mut self.id);
-        if let (Some(t), Some(dt), Some(s)) = (text, d_text, &mut self.text) {
-            adagrad.step_rows(&mut t.table, dt, s);
+    fn step(&mut self, adagrad: &Adagrad, tower: &mut Tower, grads: &TowerGrads) {
+        assert_eq!(self.inputs.len(), tower.inputs.len(), "optimizer state for another tower");
+        for ((input, grad), state) in tower.inputs.iter_mut().zip(&grads.inputs).zip(&mut self.inputs) {
+            match (input.table_mut(), grad, state) {
+                (Some(table), Some(grad), Some(state)) => adagrad.step_rows(table, grad, state),
+                (None, None, None) => {}
+                _ => panic!("input {:?}: table, gradient and optimizer state disagree", input.name),
+            }
         }
-        self.head.step(adagrad, head, d_head);
+        self.head.step(adagrad, &mut tower.head, &grads.head);
     }
 }
 

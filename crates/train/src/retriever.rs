@@ -1,21 +1,33 @@
 //! `Retriever`: recommendations from a loaded model file — encode a raw query, embed the
-//! catalogue once, exclude what the user saw in training, take the exact top-k.
+//! catalogue once, exclude what the user saw, take the exact top-k.
 //!
-//! The binaries only parse flags and print; every rule about queries lives here, so a caller
-//! (the `recommend` command, a test, later a server) cannot get it subtly different.
+//! The binaries only parse flags and print; every rule about queries lives here, so the
+//! `recommend` command, the server and the export cannot get it subtly different.
+
+use std::collections::HashMap;
 
 use eval::BruteForceIndex;
-use ndarray::Array2;
-use tensor::Bags;
-use towers::{CandidateBatch, CandidateCache, QueryBatch, QueryCache};
+use ndarray::{s, Array2};
+use towers::TowerCache;
 
+use crate::batch::{gather_inputs, with_views, ColumnBuffer};
+use crate::encode::EncodedInput;
+use crate::fitted::{Encoding, FittedFeature, Value};
+use crate::query::{OwnedValue, QueryError, Request, UserQuery};
+use crate::spec::{KEY, TIMESTAMP};
 use crate::ModelFile;
+
+/// Queries embedded per forward pass when embedding every known user.
+const USER_CHUNK: usize = 4096;
 
 /// A model file with its catalogue embedded, ready for queries.
 #[derive(Debug)]
 pub struct Retriever {
     file: ModelFile,
     index: BruteForceIndex,
+    user_index: HashMap<String, u32>,
+    item_index: HashMap<String, u32>,
+    rows_of_identity: HashMap<u32, Vec<u32>>,
 }
 
 /// One recommended catalogue row.
@@ -31,66 +43,35 @@ pub struct Recommendation {
     pub score: f32,
 }
 
-/// A query for one known user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserQuery<'a> {
-    /// The user id as in the training data.
-    pub user: &'a str,
-    /// Unix time of the query; `None`: the latest time in the training data.
-    pub at: Option<i64>,
-    /// How many items (clamped to the catalogue).
-    pub k: usize,
-    /// Keep the items the user interacted with in training.
-    pub include_seen: bool,
-}
-
-/// Why a query cannot be answered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QueryError {
-    /// The user is not in the model's vocabulary.
-    #[error("user {user:?}: not a user of this model's training data ({n_known} known user ids); an unknown user would only get the shared OOV embedding, so no personal recommendation exists")]
-    UnknownUser {
-        /// The id asked for.
-        user: String,
-        /// Known user ids.
-        n_known: usize,
-    },
-    /// `k` is 0.
-    #[error("k must be at least 1")]
-    ZeroK,
-    /// The time is too far outside the training data's span.
-    #[error("time {at}: expected a Unix time between {lo} and {hi} (the training data spans {first} to {last}; further out than that span again, the time features extrapolate into values the model never saw)")]
-    TimeOutOfRange {
-        /// The time asked for.
-        at: i64,
-        /// Earliest accepted.
-        lo: i64,
-        /// Latest accepted.
-        hi: i64,
-        /// Earliest training time.
-        first: i64,
-        /// Latest training time.
-        last: i64,
-    },
+/// A request checked and resolved against the model: what to encode and what to exclude.
+struct Resolved {
+    encodings: Vec<Encoding>,
+    exclusions: Vec<u32>,
 }
 
 impl Retriever {
     /// Embeds the catalogue of a (validated) model file.
     pub fn new(file: ModelFile) -> Self {
-        let ids: Vec<u32> = file.catalogue.iter().map(|c| file.features.candidate_ids.lookup(&c.id)).collect();
-        let mut bags = Bags::default();
-        for row in &file.catalogue {
-            bags.push(&row.text.as_deref().map(|t| file.features.text.encode(t)).unwrap_or_default());
-        }
-        let catalogue: Array2<f32> = file
-            .model
-            .candidate
-            .forward(&CandidateBatch { ids: &ids, tokens: &bags }, &mut CandidateCache::default())
-            .to_owned();
+        let inputs: Vec<EncodedInput> = file
+            .catalogue
+            .inputs
+            .iter()
+            .map(|column| EncodedInput::Gathered { column: column.clone(), of_example: None })
+            .collect();
+        let mut buffers = Vec::new();
+        gather_inputs(&inputs, 0..file.catalogue.len(), &mut buffers);
+        let catalogue: Array2<f32> =
+            with_views(&buffers, |batch| file.model.candidate.forward(batch, &mut TowerCache::default()).to_owned());
         // The index names rows by their catalogue row, so exclusions are rows too.
         let rows: Vec<u32> = (0..file.catalogue.len() as u32).collect();
         let index = BruteForceIndex::new(catalogue, rows);
-        Self { file, index }
+        let user_index = file.users.iter().enumerate().map(|(i, u)| (u.key.clone(), i as u32)).collect();
+        let item_index = file.catalogue.keys.iter().enumerate().map(|(i, k)| (k.clone(), i as u32)).collect();
+        let mut rows_of_identity: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (row, &identity) in file.catalogue.identity.iter().enumerate() {
+            rows_of_identity.entry(identity).or_default().push(row as u32);
+        }
+        Self { file, index, user_index, item_index, rows_of_identity }
     }
 
     /// The model file.
@@ -98,22 +79,25 @@ impl Retriever {
         &self.file
     }
 
-    /// The catalogue rows user index `user` interacted with in training.
+    /// The catalogue rows excluded by default for known user `user` (an index into `file().users`).
     pub fn seen(&self, user: u32) -> &[u32] {
-        self.file.seen.get(user as usize).map_or(&[], Vec::as_slice)
+        self.file.users.get(user as usize).map_or(&[], |u| u.seen.as_slice())
     }
 
-    /// The user's index, or why there is none.
+    /// The user's index in `file().users`, or why there is none.
     ///
     /// # Errors
     /// [`QueryError::UnknownUser`].
     pub fn user_index(&self, user: &str) -> Result<u32, QueryError> {
-        match self.file.features.query_ids.lookup(user) {
-            features::OOV_INDEX => {
-                Err(QueryError::UnknownUser { user: user.to_string(), n_known: self.file.features.query_ids.len() - 1 })
-            }
-            index => Ok(index),
-        }
+        self.user_index
+            .get(user)
+            .copied()
+            .ok_or_else(|| QueryError::UnknownUser { user: user.to_string(), n_known: self.file.users.len() })
+    }
+
+    /// The catalogue row of a candidate key.
+    pub fn item_row(&self, key: &str) -> Option<u32> {
+        self.item_index.get(key).copied()
     }
 
     /// The best `k` items for a known user, best first.
@@ -121,54 +105,42 @@ impl Retriever {
     /// # Errors
     /// [`QueryError`] for an unknown user, `k = 0` or a time out of range.
     pub fn recommend(&self, query: &UserQuery<'_>) -> Result<Vec<Recommendation>, QueryError> {
-        self.recommend_many(std::slice::from_ref(query)).pop().expect("one answer per query")
+        self.answer(std::slice::from_ref(&Request::from(query))).pop().expect("one answer per query")
     }
 
-    /// [`Self::recommend`] for many queries at once: one forward pass of the query tower and one
-    /// scoring pass over the catalogue for all of them. Answers are in the order of `queries`,
-    /// each the same as [`Self::recommend`] would give.
+    /// [`Self::recommend`] for many known users at once.
     pub fn recommend_many(&self, queries: &[UserQuery<'_>]) -> Vec<Result<Vec<Recommendation>, QueryError>> {
-        let features = &self.file.features;
-        let checked: Vec<Result<(u32, i64), QueryError>> = queries
-            .iter()
-            .map(|query| {
-                let user = self.user_index(query.user)?;
-                if query.k == 0 {
-                    return Err(QueryError::ZeroK);
-                }
-                let at = match query.at {
-                    Some(at) => self.check_time(at)?,
-                    None => features.max_timestamp,
-                };
-                Ok((user, at))
-            })
-            .collect();
-        let valid: Vec<usize> = (0..queries.len()).filter(|&i| checked[i].is_ok()).collect();
+        let requests: Vec<Request> = queries.iter().map(Request::from).collect();
+        self.answer(&requests)
+    }
+
+    /// Answers raw requests (known users, unknown users with a history or attributes) with one
+    /// forward pass of the query tower and one scoring pass over the catalogue. Answers are in
+    /// the order of `requests`; a bad request gets its own error and does not affect the others.
+    pub fn answer(&self, requests: &[Request]) -> Vec<Result<Vec<Recommendation>, QueryError>> {
+        let resolved: Vec<Result<Resolved, QueryError>> = requests.iter().map(|r| self.resolve(r)).collect();
+        let valid: Vec<usize> = (0..requests.len()).filter(|&i| resolved[i].is_ok()).collect();
         let mut answers: Vec<Result<Vec<Recommendation>, QueryError>> =
-            checked.iter().map(|c| c.as_ref().map(|_| Vec::new()).map_err(Clone::clone)).collect();
+            resolved.iter().map(|r| r.as_ref().map(|_| Vec::new()).map_err(Clone::clone)).collect();
         if valid.is_empty() {
             return answers;
         }
-        let pairs: Vec<(u32, i64)> = valid.iter().map(|&i| *checked[i].as_ref().expect("valid")).collect();
-        let users: Vec<u32> = pairs.iter().map(|p| p.0).collect();
-        let times: Vec<i64> = pairs.iter().map(|p| p.1).collect();
-        let embedded = self.embed_users_at(&users, &times);
-        let exclusions: Vec<Vec<u32>> = valid
-            .iter()
-            .zip(&users)
-            .map(|(&i, &user)| if queries[i].include_seen { Vec::new() } else { self.seen(user).to_vec() })
-            .collect();
-        let k_max = valid.iter().map(|&i| queries[i].k).max().unwrap_or(1);
+        let encoded: Vec<&Resolved> = valid.iter().map(|&i| resolved[i].as_ref().expect("valid")).collect();
+        let embedded = self.embed_resolved(&encoded);
+        let exclusions: Vec<Vec<u32>> = encoded.iter().map(|r| r.exclusions.clone()).collect();
+        let k_max = valid.iter().map(|&i| requests[i].k).max().unwrap_or(1);
         let tops = self.index.top_k(embedded.view(), k_max, Some(&exclusions));
         for (&i, top) in valid.iter().zip(tops) {
             let items = top
                 .rows
                 .iter()
                 .zip(&top.scores)
-                .take(queries[i].k)
-                .map(|(&row, &score)| {
-                    let item = &self.file.catalogue[row as usize];
-                    Recommendation { row, key: item.key.clone(), name: item.display().to_string(), score }
+                .take(requests[i].k)
+                .map(|(&row, &score)| Recommendation {
+                    row,
+                    key: self.file.catalogue.keys[row as usize].clone(),
+                    name: self.file.catalogue.names[row as usize].clone(),
+                    score,
                 })
                 .collect();
             answers[i] = Ok(items);
@@ -176,37 +148,138 @@ impl Retriever {
         answers
     }
 
-    /// The catalogue embeddings, `(n_rows, d)`, row `i` for `file().catalogue[i]`.
+    /// The catalogue embeddings, `(n_rows, d)`, row `i` for catalogue row `i`.
     pub fn catalogue_embeddings(&self) -> ndarray::ArrayView2<'_, f32> {
         self.index.candidates()
     }
 
-    /// Query embeddings of user indices `users` at Unix time `at`, `(users.len(), d)`.
-    pub fn embed_users(&self, users: &[u32], at: i64) -> Array2<f32> {
-        self.embed_users_at(users, &vec![at; users.len()])
+    /// The query embedding of every known user (in `file().users` order) at Unix time `at`
+    /// (`None`: the latest training time), `(n_users, d)`.
+    ///
+    /// # Errors
+    /// [`QueryError`] when `at` is out of range.
+    pub fn embed_known_users(&self, at: Option<i64>) -> Result<Array2<f32>, QueryError> {
+        let mut out = Array2::zeros((self.file.users.len(), self.file.model.query.out_dim()));
+        for (chunk_idx, chunk) in self.file.users.chunks(USER_CHUNK).enumerate() {
+            let resolved: Vec<Resolved> = chunk
+                .iter()
+                .map(|u| self.resolve(&Request { user: Some(u.key.clone()), at, k: 1, ..Request::default() }))
+                .collect::<Result<_, _>>()?;
+            let start = chunk_idx * USER_CHUNK;
+            let refs: Vec<&Resolved> = resolved.iter().collect();
+            out.slice_mut(s![start..start + chunk.len(), ..]).assign(&self.embed_resolved(&refs));
+        }
+        Ok(out)
     }
 
-    /// Query embeddings of user indices `users`, each at its own Unix time, `(users.len(), d)`.
-    fn embed_users_at(&self, users: &[u32], times: &[i64]) -> Array2<f32> {
-        let features = &self.file.features;
-        let buckets: Vec<u32> = times.iter().map(|&t| features.buckets.bucketize(t)).collect();
-        let normalized: Vec<f32> = times.iter().map(|&t| features.normalizer.normalize(t)).collect();
-        let batch = QueryBatch { ids: users, buckets: &buckets, normalized_timestamps: &normalized };
-        self.file.model.query.forward(&batch, &mut QueryCache::default()).to_owned()
+    /// Query embeddings of resolved requests, `(n, d)`.
+    fn embed_resolved(&self, resolved: &[&Resolved]) -> Array2<f32> {
+        let mut buffers: Vec<ColumnBuffer> =
+            self.file.features.query.iter().map(|f| ColumnBuffer::for_kind(f.fitted.input_kind())).collect();
+        for r in resolved {
+            for (buffer, encoding) in buffers.iter_mut().zip(&r.encodings) {
+                buffer.push(encoding);
+            }
+        }
+        with_views(&buffers, |batch| self.file.model.query.forward(batch, &mut TowerCache::default()).to_owned())
     }
 
-    /// `at` must lie within the span the timestamp features were fitted on, widened by that span
-    /// on each side.
-    fn check_time(&self, at: i64) -> Result<i64, QueryError> {
+    /// Checks a request and encodes its query features.
+    fn resolve(&self, request: &Request) -> Result<Resolved, QueryError> {
+        if request.k == 0 {
+            return Err(QueryError::ZeroK);
+        }
+        let known = match request.user.as_deref().map(|u| (u, self.user_index.get(u))) {
+            Some((_, Some(&index))) => Some(&self.file.users[index as usize]),
+            Some((user, None)) if request.history.is_none() && request.attributes.is_empty() => {
+                return Err(QueryError::UnknownUser { user: user.to_string(), n_known: self.file.users.len() })
+            }
+            None if request.history.is_none() && request.attributes.is_empty() => return Err(QueryError::Empty),
+            _ => None,
+        };
+        let features = &self.file.features.query;
+        if let Some(column) = request.attributes.keys().find(|c| !features.iter().any(|f| &f.column == *c)) {
+            let read: Vec<&str> = features
+                .iter()
+                .filter(|f| !f.column.is_empty() && f.column != KEY && f.column != TIMESTAMP)
+                .map(|f| f.column.as_str())
+                .collect();
+            let known = if read.is_empty() { "no query-table column".to_string() } else { read.join(", ") };
+            return Err(QueryError::UnusedAttribute { column: column.clone(), known });
+        }
+        let history: Vec<u32> = match &request.history {
+            Some(keys) => keys
+                .iter()
+                .map(|key| self.item_row(key).ok_or_else(|| QueryError::UnknownItem { key: key.clone() }))
+                .collect::<Result<_, _>>()?,
+            None => known.map(|u| u.history.clone()).unwrap_or_default(),
+        };
+        let at = self.time_of(request.at)?;
+        let mut encodings = Vec::with_capacity(features.len());
+        for feature in features {
+            let bad = |problem: String| QueryError::BadValue { feature: feature.name.clone(), problem };
+            let encoding = match (&feature.fitted, feature.column.as_str()) {
+                (FittedFeature::History { length, .. }, _) => {
+                    let recent = &history[history.len().saturating_sub(*length)..];
+                    Encoding::Indices(recent.iter().map(|&row| row + 1).collect())
+                }
+                (fitted, KEY) => fitted.encode(Value::Str(request.user.as_deref().unwrap_or(""))).map_err(bad)?,
+                (fitted, TIMESTAMP) => fitted.encode(Value::Int(at)).map_err(bad)?,
+                (fitted, column) => {
+                    let value = request
+                        .attributes
+                        .get(column)
+                        .or_else(|| known.and_then(|u| u.attributes.iter().find(|(c, _)| c == column).map(|(_, v)| v)))
+                        .ok_or_else(|| QueryError::MissingAttribute {
+                            feature: feature.name.clone(),
+                            column: column.to_string(),
+                        })?;
+                    value.with_value(|v| fitted.encode(v)).map_err(bad)?
+                }
+            };
+            encodings.push(encoding);
+        }
+        let exclusions = if request.include_seen {
+            Vec::new()
+        } else {
+            let mut rows: Vec<u32> = known.map(|u| u.seen.clone()).unwrap_or_default();
+            if request.history.is_some() {
+                for &row in &history {
+                    let identity = self.file.catalogue.identity[row as usize];
+                    rows.extend(self.rows_of_identity.get(&identity).into_iter().flatten());
+                }
+                rows.sort_unstable();
+                rows.dedup();
+            }
+            rows
+        };
+        Ok(Resolved { encodings, exclusions })
+    }
+
+    /// The query time: `at`, or the latest training time; must lie within the span the time
+    /// features were fitted on, widened by that span on each side.
+    fn time_of(&self, at: Option<i64>) -> Result<i64, QueryError> {
         let features = &self.file.features;
-        let last = features.max_timestamp;
-        let first = features.buckets.boundaries().first().map_or(last, |&b| b as i64);
+        let Some(at) = at else { return Ok(features.latest_time()) };
+        let Some((first, last)) = features.time_range else { return Ok(at) };
         let span = (last - first).max(1);
         let (lo, hi) = (first.saturating_sub(span), last.saturating_add(span));
         if (lo..=hi).contains(&at) {
             Ok(at)
         } else {
             Err(QueryError::TimeOutOfRange { at, lo, hi, first, last })
+        }
+    }
+}
+
+impl OwnedValue {
+    /// The value as text, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Str(s) => format!("{s:?}"),
+            Self::Int(i) => i.to_string(),
+            Self::Float(x) => x.to_string(),
+            Self::List(items) => format!("{items:?}"),
         }
     }
 }

@@ -1,26 +1,32 @@
-//! Seeded synthetic ratings with planted structure, for tests and benchmarks that must not need
-//! MovieLens: users and candidates fall into `n_groups` taste groups, and each interaction picks a
-//! candidate of the user's own group with probability `affinity` (else any), with a skewed popularity
-//! inside each choice. A model that learns the groups ranks the true candidate far above chance.
+//! Seeded synthetic interactions with planted structure, for tests and benchmarks that must not
+//! need MovieLens: users and candidates fall into `n_groups` taste groups, and each interaction
+//! picks a candidate of the user's own group with probability `affinity` (else any), with a
+//! skewed popularity inside each choice. A model that learns the groups ranks the true candidate
+//! far above chance.
+//!
+//! The output is a neutral [`Dataset`] (a candidate table with a `title` and `genres`, a query
+//! table with `age` and `segment`, timestamped interactions), so every spec trains on it through
+//! the same fitting and encoding as real data.
 
+use dataset::{Column, ColumnType, Dataset, Interactions, Split, Table};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use towers::Vocabularies;
+use towers::ValidModelConfig;
 
-use crate::Encoded;
+use crate::{Encoded, FittedFeatures, TrainConfig};
 
 /// The shape of a synthetic dataset.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SyntheticSpec {
-    /// Users (indices 1..=n_query_ids; 0 stays the OOV row).
+    /// Users.
     pub n_query_ids: usize,
-    /// Catalogue rows, each its own title (indices 1..=n_candidates).
+    /// Catalogue rows, each with its own title.
     pub n_candidates: usize,
-    /// Ratings.
+    /// Interactions.
     pub n_ratings: usize,
-    /// Title-token vocabulary, padding and `[UNK]` included.
+    /// Words that titles draw from besides their own name and group word.
     pub n_tokens: usize,
-    /// Timestamp buckets.
+    /// Distinct timestamps (one hour apart).
     pub n_buckets: usize,
     /// Taste groups.
     pub n_groups: usize,
@@ -28,52 +34,63 @@ pub struct SyntheticSpec {
     pub affinity: f64,
 }
 
+/// A synthetic dataset fitted and encoded for one configuration.
+#[derive(Debug, Clone)]
+pub struct Synthetic {
+    /// The raw data.
+    pub dataset: Dataset,
+    /// The configuration's features, fitted on all of it.
+    pub features: FittedFeatures,
+    /// The encoded columns.
+    pub encoded: Encoded,
+    /// A seeded 80/20 split.
+    pub split: Split,
+    /// The towers' shapes.
+    pub model: ValidModelConfig,
+}
+
 impl SyntheticSpec {
-    /// MovieLens 100k's sizes (943 users, 1682 movies, 100 000 ratings, 2468 tokens, 1001 buckets).
+    /// MovieLens 100k's sizes (943 users, 1682 movies, 100 000 ratings, about 2500 tokens).
     pub const MOVIELENS_100K: Self = Self {
         n_query_ids: 943,
         n_candidates: 1682,
         n_ratings: 100_000,
-        n_tokens: 2468,
-        n_buckets: 1001,
+        n_tokens: 800,
+        n_buckets: 5000,
         n_groups: 20,
         affinity: 0.8,
     };
 
-    /// Table sizes for the towers.
-    pub fn vocabularies(&self) -> Vocabularies {
-        Vocabularies {
-            n_query_ids: self.n_query_ids + 1,
-            n_buckets: self.n_buckets,
-            n_candidate_ids: self.n_candidates + 1,
-            n_tokens: self.n_tokens,
-        }
-    }
-
     /// The dataset, deterministic in `seed`.
-    pub fn generate(&self, seed: u64) -> Encoded {
+    pub fn dataset(&self, seed: u64) -> Dataset {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let group_size = self.n_candidates.div_ceil(self.n_groups);
-        let candidate_tokens: Vec<Vec<u32>> = (0..self.n_candidates)
-            .map(|m| {
-                // One token shared by the group, plus a few random ones.
-                let group_token = 2 + (m / group_size) as u32 % (self.n_tokens as u32 - 2);
-                let extra = (0..rng.random_range(0..4)).map(|_| rng.random_range(2..self.n_tokens as u32));
-                std::iter::once(group_token).chain(extra).collect()
-            })
-            .collect();
-        let mut data = Encoded {
-            query: Vec::with_capacity(self.n_ratings),
-            bucket: Vec::with_capacity(self.n_ratings),
-            normalized_timestamp: Vec::with_capacity(self.n_ratings),
-            candidate_row: Vec::with_capacity(self.n_ratings),
-            candidate_id: (1..=self.n_candidates as u32).collect(),
-            candidate_tokens,
-            candidate_name: (0..self.n_candidates).map(|m| format!("item {m}")).collect(),
-        };
+        let (mut title, mut genres) = (Column::empty(ColumnType::String), Column::empty(ColumnType::StringList));
+        for m in 0..self.n_candidates {
+            let group = m / group_size;
+            let extra: Vec<String> =
+                (0..rng.random_range(0..4)).map(|_| format!("w{}", rng.random_range(0..self.n_tokens))).collect();
+            title.push_string(&format!("Item{m} g{group} {}", extra.join(" ")));
+            genres.push_list([format!("g{group}").as_str(), if m % 2 == 0 { "even" } else { "odd" }]);
+        }
+        let candidates =
+            Table::new((0..self.n_candidates).map(|m| format!("item-{m}")), vec![("title".into(), title), ("genres".into(), genres)])
+                .expect("unique keys, equal lengths");
+        let (mut age, mut segment) = (Vec::new(), Vec::new());
+        for u in 0..self.n_query_ids {
+            age.push(18 + (u * 7 % 50) as i64);
+            segment.push((u % self.n_groups) as i64);
+        }
+        let queries = Table::new(
+            (0..self.n_query_ids).map(|u| format!("user-{u}")),
+            vec![("age".into(), Column::Integer(age)), ("segment".into(), Column::Integer(segment))],
+        )
+        .expect("unique keys, equal lengths");
+        let mut interactions = Interactions { timestamp: Some(Vec::with_capacity(self.n_ratings)), ..Interactions::default() };
+        let keys: Vec<String> = (0..self.n_query_ids).map(|u| format!("user-{u}")).collect();
         for _ in 0..self.n_ratings {
-            let user = rng.random_range(1..=self.n_query_ids as u32);
-            let group = user as usize % self.n_groups;
+            let user = rng.random_range(0..self.n_query_ids);
+            let group = user % self.n_groups;
             // Skewed popularity: the cube of a uniform favours low offsets.
             let skewed = |rng: &mut ChaCha8Rng, n: usize| ((rng.random::<f64>().powi(3)) * n as f64) as usize;
             let candidate = if rng.random::<f64>() < self.affinity {
@@ -81,11 +98,28 @@ impl SyntheticSpec {
             } else {
                 skewed(&mut rng, self.n_candidates)
             };
-            data.query.push(user);
-            data.bucket.push(rng.random_range(1..self.n_buckets as u32));
-            data.normalized_timestamp.push(rng.random_range(-1.7f32..1.8));
-            data.candidate_row.push(candidate as u32);
+            interactions.query.push(interactions.query_keys.intern(&keys[user]));
+            interactions.candidate.push(candidate as u32);
+            let hour = rng.random_range(0..self.n_buckets as i64);
+            interactions.timestamp.as_mut().expect("with timestamps").push(1_600_000_000 + 3600 * hour);
         }
-        data
+        Dataset { source: format!("synthetic (seed {seed})"), interactions, candidates, queries: Some(queries) }
+    }
+
+    /// The dataset of `seed`, fitted and encoded for `config`, with a seeded 80/20 split.
+    ///
+    /// # Panics
+    /// If `config` reads a column the synthetic data lacks (it has `title`, `genres`, `age`,
+    /// `segment`, `$key` and `$timestamp`).
+    pub fn prepare(&self, seed: u64, config: &TrainConfig) -> Synthetic {
+        let dataset = self.dataset(seed);
+        let split = Split::seeded(self.n_ratings, seed, 0.8);
+        let features = FittedFeatures::fit(&dataset, &config.model, None).expect("the synthetic data has every column");
+        let encoded = Encoded::new(&dataset, &config.model, &features, &split.train).expect("synthetic values encode");
+        let model = features
+            .model_config(&config.model)
+            .and_then(|m| m.validate().map_err(|e| e.to_string()))
+            .expect("a valid configuration fits");
+        Synthetic { dataset, features, encoded, split, model }
     }
 }

@@ -3,25 +3,26 @@
 //! One step, for a batch of rating rows:
 //!
 //! ```text
-//! Q = query_tower(batch)          C = candidate_tower(batch)        (B, d) each
+//! Q = query_tower(batch)          C = candidate_tower(batch)        (B, d), (B + m, d)
 //! loss, dQ, dC = in_batch_softmax(Q, C)                             SUM over the batch
 //! query_tower.backward(dQ)        candidate_tower.backward(dC)      grads zeroed first
 //! Adagrad: row-sparse steps on embedding tables, dense steps on layers
 //! ```
 //!
 //! After the first step of the largest batch size, a step allocates nothing: every buffer
-//! (caches, grads, logits, batch columns) is reused.
+//! (caches, grads, logits, batch columns) is reused (bags longer than any seen before, such as
+//! a longer history, grow their buffer once).
 
 use std::time::Instant;
 
 use dataset::Split;
 use optim::{Adagrad, AdagradConfig};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig};
-use towers::{CandidateCache, CandidateGrads, QueryCache, QueryGrads, TwoTower, Vocabularies};
+use towers::{TowerCache, TowerGrads, TwoTower, ValidModelConfig};
 
-use crate::batch::BatchColumns;
+use crate::batch::{with_views, BatchColumns};
 use crate::evaluate::{embed_catalogue, evaluate_split, Metrics, SeenRows, SplitReport};
 use crate::guard::{step_problem, TrainError};
 use crate::{Encoded, ModelOptState, Shuffler, ValidTrainConfig};
@@ -80,25 +81,34 @@ pub struct Trainer {
     adagrad: Adagrad,
     opt_state: ModelOptState,
     buffers: StepBuffers,
+    /// Draws the mixed negatives (its own ChaCha8 stream of the seed).
+    negatives_rng: ChaCha8Rng,
 }
+
+/// The gradients of both towers, reused from step to step.
+pub type Grads = (TowerGrads, TowerGrads);
 
 #[derive(Debug, Default)]
 struct StepBuffers {
     columns: BatchColumns,
-    query_cache: QueryCache,
-    candidate_cache: CandidateCache,
-    catalogue_cache: CandidateCache,
+    query_cache: TowerCache,
+    candidate_cache: TowerCache,
+    catalogue_cache: TowerCache,
     loss: InBatchSoftmax,
+    extra_rows: Vec<u32>,
 }
 
 impl Trainer {
-    /// A freshly initialised model (weights from `ChaCha8Rng::seed_from_u64(config.seed)`).
-    pub fn new(config: ValidTrainConfig, sizes: Vocabularies) -> Self {
+    /// A freshly initialised model of shape `model` (weights from
+    /// `ChaCha8Rng::seed_from_u64(config.seed)`, tables in spec order).
+    pub fn new(config: ValidTrainConfig, model: ValidModelConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let model = TwoTower::new(config.model().clone(), sizes, &mut rng);
+        let model = TwoTower::new(model, &mut rng);
         let adagrad = Adagrad::new(AdagradConfig { learning_rate: config.learning_rate, ..AdagradConfig::default() });
         let opt_state = ModelOptState::new(&model, &adagrad);
-        Self { model, config, adagrad, opt_state, buffers: StepBuffers::default() }
+        let mut negatives_rng = ChaCha8Rng::seed_from_u64(config.seed);
+        negatives_rng.set_stream(2);
+        Self { model, config, adagrad, opt_state, buffers: StepBuffers::default(), negatives_rng }
     }
 
     /// The configuration.
@@ -114,7 +124,7 @@ impl Trainer {
         data: &Encoded,
         rows: &[usize],
         candidate_probability: Option<&[f32]>,
-        grads: &mut (QueryGrads, CandidateGrads),
+        grads: &mut Grads,
     ) -> f32 {
         self.step_with_ranks(data, rows, candidate_probability, grads, None)
     }
@@ -126,19 +136,24 @@ impl Trainer {
         data: &Encoded,
         rows: &[usize],
         candidate_probability: Option<&[f32]>,
-        grads: &mut (QueryGrads, CandidateGrads),
+        grads: &mut Grads,
         ranks: Option<(&ndarray::Array2<f32>, &mut eval::FactorizedTopK)>,
     ) -> f32 {
-        let StepBuffers { columns, query_cache, candidate_cache, loss, .. } = &mut self.buffers;
-        columns.fill(data, rows, candidate_probability);
+        let StepBuffers { columns, query_cache, candidate_cache, loss, extra_rows, .. } = &mut self.buffers;
+        extra_rows.clear();
+        if let Some(m) = self.config.mixed_negatives {
+            let n = data.n_candidates() as u32;
+            extra_rows.extend((0..m).map(|_| self.negatives_rng.random_range(0..n)));
+        }
+        columns.fill(data, rows, extra_rows, candidate_probability);
         // The towers are independent: each runs on its own thread.
         let model = &self.model;
         let (queries, candidates) = rayon::join(
-            || model.query.forward(&columns.query(), query_cache),
-            || model.candidate.forward(&columns.candidate(), candidate_cache),
+            || with_views(&columns.query, |batch| model.query.forward(batch, query_cache)),
+            || with_views(&columns.candidate, |batch| model.candidate.forward(batch, candidate_cache)),
         );
         if let Some((catalogue, metric)) = ranks {
-            metric.update(&eval::true_rank(queries, catalogue.view(), &columns.candidate_rows, None));
+            metric.update(&eval::true_rank(queries, catalogue.view(), &columns.candidate_rows[..rows.len()], None));
         }
         let batch = Batch {
             query: queries,
@@ -168,15 +183,16 @@ impl Trainer {
     }
 
     /// Fresh gradient buffers for [`Self::step`].
-    pub fn new_grads(&self) -> (QueryGrads, CandidateGrads) {
-        (QueryGrads::zeros_like(&self.model.query), CandidateGrads::zeros_like(&self.model.candidate))
+    pub fn new_grads(&self) -> Grads {
+        (TowerGrads::zeros_like(&self.model.query), TowerGrads::zeros_like(&self.model.candidate))
     }
 
-    /// Each title's share of the training interactions, `(n_candidate_ids)`, for the logQ correction.
-    pub fn candidate_probability(data: &Encoded, train_rows: &[usize], n_candidate_ids: usize) -> Vec<f32> {
-        let mut counts = vec![0u64; n_candidate_ids];
+    /// Each candidate identity's share of the training interactions, `(n_identities)`, for the
+    /// logQ correction.
+    pub fn candidate_probability(data: &Encoded, train_rows: &[usize], n_identities: usize) -> Vec<f32> {
+        let mut counts = vec![0u64; n_identities];
         for &r in train_rows {
-            counts[data.candidate_id[data.candidate_row[r] as usize] as usize] += 1;
+            counts[data.candidate_identity[data.candidate_row[r] as usize] as usize] += 1;
         }
         let total = train_rows.len().max(1) as f64;
         counts.iter().map(|&c| (c as f64 / total) as f32).collect()
@@ -202,7 +218,7 @@ impl Trainer {
             return Err(TrainError::NoTestRows);
         }
         let validation_rows = if split.validation.is_empty() { &split.test } else { &split.validation };
-        let n_ids = self.model.candidate.id.n_rows();
+        let n_ids = data.candidate_identity.iter().copied().max().map_or(0, |m| m as usize + 1);
         let streaming_alpha = self.config.logq_streaming_alpha.filter(|_| self.config.logq);
         let counted = (self.config.logq && streaming_alpha.is_none())
             .then(|| Self::candidate_probability(data, &split.train, n_ids));
@@ -231,7 +247,7 @@ impl Trainer {
                 let ranks = catalogue.as_ref().zip(batch_metric.as_mut());
                 if let Some((estimator, table, ids)) = &mut streaming {
                     ids.clear();
-                    ids.extend(rows.iter().map(|&r| data.candidate_id[data.candidate_row[r] as usize]));
+                    ids.extend(rows.iter().map(|&r| data.candidate_identity[data.candidate_row[r] as usize]));
                     estimator.observe(ids);
                     for &id in ids.iter() {
                         table[id as usize] = estimator.probability(id);

@@ -19,11 +19,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use tensor::matmul::Parallelism;
-use towers::{CandidateCache, QueryCache};
-use train::{
-    embed_catalogue, embed_queries, evaluate_split, Encoded, Experiment, FeatureColumns, FittedFeatures, SeenRows,
-    Trainer,
-};
+use towers::TowerCache;
+use train::{embed_catalogue, embed_queries, evaluate_split, Encoded, Experiment, FittedFeatures, SeenRows, Trainer};
 
 use crate::data;
 
@@ -48,15 +45,15 @@ impl BenchArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let dir = data::resolve_data_dir(self.data.as_deref())?;
         let dataset = movielens::load(&dir).with_context(|| format!("loading MovieLens from {}", dir.display()))?;
-        let features = FittedFeatures::fit(&dataset, &FeatureColumns::tutorial())?;
-        let encoded = Encoded::new(&dataset, &features)?;
         let split = dataset::Split::seeded(dataset.interactions.len(), 42, 0.8);
-
         let mut config = Experiment::Deep2.config(42);
+        let features = FittedFeatures::fit(&dataset, &config.model, None)?;
+        let encoded = Encoded::new(&dataset, &config.model, &features, &split.train)?;
+        let shapes = features.model_config(&config.model).map_err(anyhow::Error::msg)?.validate()?;
         let epochs = usize::from(self.epochs);
         config.epochs = epochs + 1;
         config.validation_freq = None;
-        let mut trainer = Trainer::new(config.validate().context("deep-2 configuration")?, features.vocabularies());
+        let mut trainer = Trainer::new(config.validate().context("deep-2 configuration")?, shapes);
         eprintln!("bench: training deep [64, 32] for {} epochs (1 warm-up)", epochs + 1);
         let history = trainer.fit(&encoded, &split, &mut ())?;
         let epoch_times: Vec<f64> = history.iter().skip(1).map(|r| r.train_seconds).collect();
@@ -64,7 +61,7 @@ impl BenchArgs {
 
         eprintln!("bench: evaluation, GEMMs, large catalogue");
         let true_rows: Vec<u32> = split.test.iter().map(|&r| encoded.candidate_row[r]).collect();
-        let (mut query_cache, mut candidate_cache) = (QueryCache::default(), CandidateCache::default());
+        let (mut query_cache, mut candidate_cache) = (TowerCache::default(), TowerCache::default());
         let eval_seconds = best_of(5, || {
             let catalogue = embed_catalogue(&trainer.model, &encoded, &mut candidate_cache);
             let queries = embed_queries(&trainer.model, &encoded, &split.test, &mut query_cache);

@@ -12,7 +12,7 @@ use clap::Args;
 use dataset::{CsvFormat, Dataset, InteractionColumns, Split, TableColumns, Validation};
 use indicatif::{ProgressBar, ProgressStyle};
 use movielens::download::{fetch, Source};
-use train::FeatureColumns;
+use train::spec::{FeatureKind, ModelSpec, KEY};
 
 /// Where the data lives when nothing else is given (downloads land here).
 const DEFAULT_DIR: &str = "data/ml-100k";
@@ -57,10 +57,10 @@ pub struct DataArgs {
     /// Keep only interactions whose weight is at least this (e.g. 4 to keep 4- and 5-star ratings).
     #[arg(long, allow_negative_numbers = true)]
     pub min_weight: Option<f32>,
-    /// Candidate column identifying a candidate for its embedding (default: the key; MovieLens: title).
+    /// Column of the spec's candidate id feature (default for your own files: the key; MovieLens: as the spec, title).
     #[arg(long)]
     pub candidate_id: Option<String>,
-    /// Candidate text column for the text feature (MovieLens: title).
+    /// Column of the spec's candidate text features (MovieLens: as the spec, title).
     #[arg(long)]
     pub candidate_text: Option<String>,
     /// A split file (user_id item_id rating timestamp split, tab-separated, with header).
@@ -99,7 +99,31 @@ pub struct Prepared {
     pub data: Dataset,
     pub split: Split,
     pub split_name: String,
-    pub columns: FeatureColumns,
+    pub columns: ColumnChoice,
+}
+
+/// Columns chosen by flags for the spec's candidate id and text features.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnChoice {
+    pub candidate_id: Option<String>,
+    pub candidate_text: Option<String>,
+}
+
+impl ColumnChoice {
+    /// Points the spec's first candidate `id` feature and every candidate `text` feature at the
+    /// chosen columns.
+    pub fn apply(&self, model: &mut ModelSpec) {
+        if let Some(column) = &self.candidate_id {
+            if let Some(feature) = model.candidate.features.iter_mut().find(|f| f.kind == FeatureKind::Id) {
+                feature.column = Some(column.clone());
+            }
+        }
+        if let Some(column) = &self.candidate_text {
+            for feature in model.candidate.features.iter_mut().filter(|f| f.kind == FeatureKind::Text) {
+                feature.column = Some(column.clone());
+            }
+        }
+    }
 }
 
 impl DataArgs {
@@ -121,9 +145,9 @@ impl DataArgs {
             filter_by_weight(&mut data, min)?;
         }
         let (split, split_name) = self.split(&data)?;
-        let columns = FeatureColumns {
-            candidate_id: self.candidate_id.clone().or_else(|| movielens.then(|| "title".to_string())),
-            candidate_text: self.candidate_text.clone().or_else(|| movielens.then(|| "title".to_string())),
+        let columns = ColumnChoice {
+            candidate_id: self.candidate_id.clone().or_else(|| (!movielens).then(|| KEY.to_string())),
+            candidate_text: self.candidate_text.clone(),
         };
         Ok(Prepared { data, split, split_name, columns })
     }

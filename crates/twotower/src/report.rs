@@ -50,7 +50,7 @@ impl RunReport {
     }
 }
 
-pub fn print_data_summary(data: &Dataset, features: &FittedFeatures, split: &Split, split_name: &str) {
+pub fn print_data_summary(data: &Dataset, split: &Split, split_name: &str) {
     let interactions = &data.interactions;
     println!("{}", data.source);
     let time = match &interactions.timestamp {
@@ -62,26 +62,33 @@ pub fn print_data_summary(data: &Dataset, features: &FittedFeatures, split: &Spl
         None => String::new(),
     };
     println!(
-        "  {} interactions, {} users, {} candidate rows ({} distinct ids){time}",
+        "  {} interactions, {} users, {} candidate rows{time}",
         interactions.len(),
         interactions.query_keys.len(),
         data.candidates.n_rows(),
-        features.candidate_ids.len() - 1,
-    );
-    let scope = match features.fitted_on {
-        train::FitScope::AllInteractions => "fitted on all interactions, as the tutorials",
-        train::FitScope::TrainingRows => "fitted on the training rows only",
-    };
-    println!(
-        "  vocabularies ({scope}): query ids {}, candidate ids {}, time buckets {}, text tokens {}",
-        features.query_ids.len(),
-        features.candidate_ids.len(),
-        features.buckets.n_buckets(),
-        features.text.len()
     );
     let validation =
         if split.validation.is_empty() { String::new() } else { format!(", {} validation", split.validation.len()) };
     println!("  split: {split_name}: {} train{validation}, {} test", split.train.len(), split.test.len());
+}
+
+/// One line per tower: each feature with its kind and table size.
+pub fn print_features(name: &str, features: &FittedFeatures) {
+    let scope = match features.fitted_on {
+        train::FitScope::AllInteractions => "query side fitted on all interactions, as the tutorials",
+        train::FitScope::TrainingRows => "query side fitted on the training rows only",
+    };
+    println!("  {name} features ({scope}):");
+    for (tower, inputs) in [("query", &features.query), ("candidate", &features.candidate)] {
+        let listed: Vec<String> = inputs
+            .iter()
+            .map(|f| match f.fitted.rows() {
+                0 => format!("{} (1 column)", f.name),
+                rows => format!("{} ({rows} rows)", f.name),
+            })
+            .collect();
+        println!("    {tower}: {}", listed.join(", "));
+    }
 }
 
 /// Picks one split's metrics out of a run.

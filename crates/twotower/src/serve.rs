@@ -84,10 +84,7 @@ impl IntoResponse for ApiError {
 
 impl From<QueryError> for ApiError {
     fn from(error: QueryError) -> Self {
-        let status = match error {
-            QueryError::UnknownUser { .. } => StatusCode::NOT_FOUND,
-            QueryError::ZeroK | QueryError::TimeOutOfRange { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        };
+        let status = if error.is_not_found() { StatusCode::NOT_FOUND } else { StatusCode::UNPROCESSABLE_ENTITY };
         Self(status, error.to_string())
     }
 }
@@ -198,7 +195,7 @@ async fn model_info(State(served): State<Arc<Served>>) -> Json<Value> {
         "config": file.config,
         "features_fitted_on": file.features.fitted_on,
         "catalogue": file.catalogue.len(),
-        "users": file.features.query_ids.len() - 1,
+        "users": file.users.len(),
         "dim": retriever.catalogue_embeddings().ncols(),
     }))
 }

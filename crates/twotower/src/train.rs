@@ -1,4 +1,5 @@
-//! `twotower train`: run one experiment (or all), over one or more seeds, and report.
+//! `twotower train`: train a spec (a file, a shipped tutorial, or the default preset) over one
+//! or more seeds, evaluate, and report.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -6,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use towers::QueryFeatures;
+use train::spec::{Boundaries, FeatureKind, FeatureSpec, TIMESTAMP};
 use train::{
     evaluate_split, popularity_split, Encoded, EpochRecord, Experiment, FittedFeatures, ModelFile, Observer, SeenRows,
     TrainConfig, Trainer,
@@ -18,12 +19,16 @@ use crate::data::{DataArgs, Prepared};
 use crate::plot;
 use crate::report::{self, RunReport};
 
-/// Flags of `train`; anything given overrides the experiment's tutorial settings.
+/// Flags of `train`; anything given overrides the spec's settings.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// basic, context, context-timestamps, deep-1, deep-2, deep-3, or all.
-    #[arg(long, default_value = "context-timestamps")]
-    experiment: String,
+    /// A shipped tutorial spec: basic, context, context-timestamps, deep-1, deep-2, deep-3, or
+    /// all (default, without --config: the MovieLens 100k preset configs/movielens-100k/best.toml).
+    #[arg(long, conflicts_with = "config")]
+    experiment: Option<String>,
+    /// A spec file (TOML): features of each tower, layers and training settings.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Data source, columns, split and validation.
     #[command(flatten)]
     data: DataArgs,
@@ -45,9 +50,15 @@ pub struct TrainArgs {
     /// Embedding width.
     #[arg(long)]
     embedding_dim: Option<usize>,
-    /// Use the timestamp features in the query tower.
+    /// Add the tutorials' time features (1000 time buckets, normalised time) to the query tower.
     #[arg(long)]
     timestamps: bool,
+    /// Mixed negative sampling: draw this many catalogue rows per batch as extra negatives.
+    #[arg(long)]
+    mixed_negatives: Option<usize>,
+    /// L2-normalise both towers' outputs (scores become cosines; pair with --temperature 0.05).
+    #[arg(long)]
+    l2_normalize: bool,
     /// Softmax temperature.
     #[arg(long, allow_negative_numbers = true)]
     temperature: Option<f32>,
@@ -81,54 +92,51 @@ impl TrainArgs {
             let out = self.out.clone().unwrap_or_else(|| PathBuf::from("runs/compare.svg"));
             return plot::compare_runs(&self.compare, &out);
         }
-        let experiments = match self.experiment.as_str() {
-            "all" => Experiment::ALL.to_vec(),
-            name => vec![Experiment::from_name(name).with_context(|| {
-                format!("--experiment {name:?}: expected one of basic, context, context-timestamps, deep-1, deep-2, deep-3, all")
-            })?],
-        };
+        let specs = self.specs()?;
         check_distinct_seeds(&self.seed)?;
         // Every configuration is checked before any data is read or anything trained.
-        for &experiment in &experiments {
+        for spec in &specs {
             for &seed in &self.seed {
-                self.config_for(experiment, seed)
+                self.config_for(spec, seed)
                     .validate()
-                    .with_context(|| format!("invalid configuration for {}", experiment.name()))?;
+                    .with_context(|| format!("invalid configuration for {}", spec.name))?;
             }
         }
         let Prepared { data: dataset, split, split_name, columns, .. } = self.data.prepare()?;
-        for &experiment in &experiments {
-            let config = self.config_for(experiment, self.seed[0]);
-            train::check_inputs(&config.model, &columns, &dataset).with_context(|| {
-                format!("--experiment {}: the data lacks an input its towers read (try --candidate-text COL, --timestamp COL, or --experiment basic)", experiment.name())
-            })?;
-        }
+        report::print_data_summary(&dataset, &split, &split_name);
         let fit_rows = (self.data.fit_features_on == "train").then_some(&split.train[..]);
-        let features = FittedFeatures::fit_on(&dataset, &columns, fit_rows)?;
-        let encoded = Encoded::new(&dataset, &features)?;
-        report::print_data_summary(&dataset, &features, &split, &split_name);
-        let seen = SeenRows::new(&encoded, &split.train);
-        let popularity = (
-            popularity_split(&encoded, &split.train, &split.test, &seen),
-            popularity_split(&encoded, &split.train, &split.train, &seen),
-        );
 
         let out_root = self.out.clone().unwrap_or_else(|| PathBuf::from("runs"));
         let mut deep_runs = Vec::new();
-        for &experiment in &experiments {
-            // One experiment's directory is written as a unit: staged, then swapped into place.
-            let base_out = match (&self.out, experiments.len()) {
+        for spec in &specs {
+            let mut spec = spec.clone();
+            columns.apply(&mut spec.model);
+            let name = spec.name.clone();
+            let features = FittedFeatures::fit(&dataset, &spec.model, fit_rows)
+                .with_context(|| format!("{name}: the data cannot feed the spec's features"))?;
+            let encoded = Encoded::new(&dataset, &spec.model, &features, &split.train)?;
+            let shapes = features
+                .model_config(&spec.model)
+                .and_then(|m| m.validate().map_err(|e| e.to_string()))
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            report::print_features(&name, &features);
+            let seen = SeenRows::new(&encoded, &split.train);
+            let popularity = (
+                popularity_split(&encoded, &split.train, &split.test, &seen),
+                popularity_split(&encoded, &split.train, &split.train, &seen),
+            );
+            // One spec's directory is written as a unit: staged, then swapped into place.
+            let base_out = match (&self.out, specs.len()) {
                 (Some(out), 1) => out.clone(),
-                _ => out_root.join(experiment.name()),
+                _ => out_root.join(&name),
             };
             let staged = RunDir::create(&base_out).with_context(|| format!("creating {}", base_out.display()))?;
             let mut runs = Vec::new();
             for &seed in &self.seed {
-                let config = self.config_for(experiment, seed).validate().expect("validated above");
+                let config = self.config_for(&spec, seed).validate().expect("validated above");
                 if config.batch_size > split.train.len() {
                     eprintln!(
-                        "note: {}: batch size {} exceeds the {} training rows: every epoch is one batch of {}",
-                        experiment.name(),
+                        "note: {name}: batch size {} exceeds the {} training rows: every epoch is one batch of {}",
                         config.batch_size,
                         split.train.len(),
                         split.train.len()
@@ -142,11 +150,11 @@ impl TrainArgs {
                     dir
                 };
                 let started = Instant::now();
-                let mut trainer = Trainer::new(config, features.vocabularies());
+                let mut trainer = Trainer::new(config, shapes.clone());
                 let mut progress = Progress::new(trainer.config());
                 let history = trainer.fit(&encoded, &split, &mut progress);
                 progress.bar.finish_and_clear();
-                let history = history.with_context(|| format!("training {} (seed {seed})", experiment.name()))?;
+                let history = history.with_context(|| format!("training {name} (seed {seed})"))?;
                 let train_seconds = history.iter().map(|r| r.train_seconds).sum::<f64>();
                 let eval_started = Instant::now();
                 let test = evaluate_split(&trainer.model, &encoded, &split.test, &seen);
@@ -156,7 +164,7 @@ impl TrainArgs {
                 let eval_seconds =
                     eval_started.elapsed().as_secs_f64() + history.iter().map(|r| r.eval_seconds).sum::<f64>();
                 let run = RunReport {
-                    experiment: experiment.name().to_string(),
+                    experiment: name.clone(),
                     config: (**trainer.config()).clone(),
                     split: split_name.clone(),
                     features_fitted_on: features.fitted_on,
@@ -175,17 +183,16 @@ impl TrainArgs {
                     features.clone(),
                     trainer.model.clone(),
                     &dataset,
+                    &encoded,
+                    &split.train,
                     &seen,
-                )?;
+                );
                 model_file
                     .validate()
                     .map_err(|problem| anyhow::anyhow!("the trained model is inconsistent: {problem}"))?;
                 write_run(&run_dir, &run, &model_file)?;
                 if run.history.iter().filter(|r| r.validation.is_some()).count() > 1 {
-                    plot::accuracy_curves(
-                        &[(experiment.name().to_string(), &run.history)],
-                        &run_dir.join("accuracy.svg"),
-                    )?;
+                    plot::accuracy_curves(&[(name.clone(), &run.history)], &run_dir.join("accuracy.svg"))?;
                 }
                 runs.push(run);
             }
@@ -200,8 +207,8 @@ impl TrainArgs {
                 "metrics.json, model.bin"
             };
             println!("wrote {}/ ({contents})", published.display());
-            if matches!(experiment, Experiment::Deep1 | Experiment::Deep2 | Experiment::Deep3) {
-                deep_runs.push((experiment.name().to_string(), runs.swap_remove(0).history));
+            if name.starts_with("deep-") {
+                deep_runs.push((name.clone(), runs.swap_remove(0).history));
             }
         }
         if deep_runs.len() > 1 {
@@ -213,8 +220,28 @@ impl TrainArgs {
         Ok(())
     }
 
-    fn config_for(&self, experiment: Experiment, seed: u64) -> TrainConfig {
-        let mut config = experiment.config(seed);
+    /// The specs to train: a file, one or all tutorials, or the default preset.
+    fn specs(&self) -> anyhow::Result<Vec<TrainConfig>> {
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path).with_context(|| format!("--config {}", path.display()))?;
+            let config = TrainConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
+            return Ok(vec![config]);
+        }
+        let name = self.experiment.as_deref().unwrap_or(train::presets::DEFAULT_NAME);
+        if name == "all" {
+            return Ok(Experiment::ALL.iter().map(|e| e.config(self.seed[0])).collect());
+        }
+        if let Some(config) = train::presets::named(name) {
+            return Ok(vec![config]);
+        }
+        anyhow::bail!(
+            "--experiment {name:?}: expected one of basic, context, context-timestamps, deep-1, deep-2, deep-3, all, {}",
+            train::presets::DEFAULT_NAME
+        )
+    }
+
+    fn config_for(&self, spec: &TrainConfig, seed: u64) -> TrainConfig {
+        let mut config = TrainConfig { seed, ..spec.clone() };
         if let Some(epochs) = self.epochs {
             config.epochs = epochs;
         }
@@ -225,13 +252,26 @@ impl TrainArgs {
             config.learning_rate = lr;
         }
         if let Some(layers) = &self.layers {
-            config.model.layer_sizes.clone_from(layers);
+            config.model.set_layers(layers);
         }
         if let Some(dim) = self.embedding_dim {
             config.model.embedding_dim = dim;
         }
         if self.timestamps {
-            config.model.query_features = QueryFeatures::IdAndTime;
+            let query = &mut config.model.query.features;
+            let has = |query: &[FeatureSpec], kind| query.iter().any(|f| f.kind == kind && f.column() == TIMESTAMP);
+            if !has(query, FeatureKind::Bucketized) {
+                let mut buckets = FeatureSpec::new(FeatureKind::Bucketized, TIMESTAMP);
+                buckets.boundaries = Some(Boundaries::Linspace(1000));
+                query.push(buckets);
+            }
+            if !has(query, FeatureKind::Numeric) {
+                query.push(FeatureSpec::new(FeatureKind::Numeric, TIMESTAMP));
+            }
+        }
+        if self.l2_normalize {
+            config.model.query.l2_normalize = true;
+            config.model.candidate.l2_normalize = true;
         }
         if self.temperature.is_some() {
             config.temperature = self.temperature;
@@ -243,6 +283,9 @@ impl TrainArgs {
         }
         if self.num_hard_negatives.is_some() {
             config.num_hard_negatives = self.num_hard_negatives;
+        }
+        if self.mixed_negatives.is_some() {
+            config.mixed_negatives = self.mixed_negatives;
         }
         if self.validation_freq.is_some() {
             config.validation_freq = self.validation_freq;

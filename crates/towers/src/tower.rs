@@ -1,0 +1,128 @@
+//! `Tower`: inputs concatenated in order, a dense head, optional L2 normalisation.
+//!
+//! ```text
+//! x = [input_0 | input_1 | … ]   (B, Σ widths)
+//! y = head(x)                    (B, out)   ReLU between layers, none after the last
+//! y = y / ‖y‖                    when l2_normalize
+//! ```
+//!
+//! Every input, its cache and its gradient sit at the same position of three vectors, so a new
+//! feature is one more entry, not a new field in five structs.
+
+use ndarray::ArrayView2;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tensor::{Buffer, ColumnLayout, L2Normalize, L2NormalizeCache, RowSparseGrad};
+
+use crate::input::InputCache;
+use crate::{Head, HeadCache, HeadGrads, Input, InputColumn, TowerConfig};
+
+/// One tower.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tower {
+    /// Inputs, in concatenation order.
+    pub inputs: Vec<Input>,
+    /// Dense layers over the concatenation.
+    pub head: Head,
+    /// Whether outputs are divided by their L2 norm.
+    pub l2_normalize: bool,
+    layout: ColumnLayout,
+}
+
+/// What backward needs, in reusable buffers.
+#[derive(Debug, Clone, Default)]
+pub struct TowerCache {
+    features: Buffer,
+    inputs: Vec<InputCache>,
+    head: HeadCache,
+    norm: L2NormalizeCache,
+}
+
+/// Gradients of a [`Tower`]: per input (`None` for inputs without a table), and the head.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TowerGrads {
+    /// Row-sparse table gradients, aligned with [`Tower::inputs`].
+    pub inputs: Vec<Option<RowSparseGrad>>,
+    /// The dense layers.
+    pub head: HeadGrads,
+}
+
+impl Tower {
+    /// A freshly initialised tower: each input's table in order, then the head (one `rng`).
+    pub fn new(config: &TowerConfig, rng: &mut impl Rng) -> Self {
+        let inputs: Vec<Input> = config.inputs.iter().map(|shape| Input::new(shape, rng)).collect();
+        let layout = ColumnLayout::new(inputs.iter().map(Input::width).collect());
+        let head = Head::new(layout.width(), &config.layer_sizes, rng);
+        Self { inputs, head, l2_normalize: config.l2_normalize, layout }
+    }
+
+    /// The concatenated features' column blocks.
+    pub fn layout(&self) -> &ColumnLayout {
+        &self.layout
+    }
+
+    /// The input named `name`, with its position.
+    pub fn input(&self, name: &str) -> Option<(usize, &Input)> {
+        self.inputs.iter().enumerate().find(|(_, i)| i.name == name)
+    }
+
+    /// Output (embedding) width.
+    pub fn out_dim(&self) -> usize {
+        self.head.out_dim(self.layout.width())
+    }
+
+    /// Embeddings of a batch.
+    ///
+    /// # Shapes
+    /// `batch`: one column per input, each of `B` examples → `(B, out_dim)`, a view into `cache`.
+    ///
+    /// # Panics
+    /// If `batch` has another number of columns than inputs, columns of different lengths, a
+    /// column of the wrong kind, or an index outside its table.
+    #[track_caller]
+    pub fn forward<'c>(&self, batch: &[InputColumn<'_>], cache: &'c mut TowerCache) -> ArrayView2<'c, f32> {
+        assert_eq!(batch.len(), self.inputs.len(), "Tower::forward: {} columns for {} inputs", batch.len(), self.inputs.len());
+        let n = batch.first().map_or(0, InputColumn::len);
+        if let Some((i, column)) = batch.iter().enumerate().find(|(_, c)| c.len() != n) {
+            panic!("Tower::forward: input {:?} has {} examples, input 0 has {n}", self.inputs[i].name, column.len());
+        }
+        let TowerCache { features, inputs, head, norm } = cache;
+        inputs.resize_with(self.inputs.len(), InputCache::default);
+        features.reshape(n, self.layout.width());
+        for (i, ((input, &column), input_cache)) in self.inputs.iter().zip(batch).zip(inputs.iter_mut()).enumerate() {
+            input.forward(column, input_cache, self.layout.block_mut(features.view_mut(), i));
+        }
+        let out = self.head.forward(features.view(), head);
+        if self.l2_normalize {
+            L2Normalize.forward(out, norm)
+        } else {
+            out
+        }
+    }
+
+    /// Adds the gradients of every parameter for upstream `dy: (B, out_dim)`.
+    pub fn backward(&self, cache: &mut TowerCache, dy: ArrayView2<'_, f32>, grads: &mut TowerGrads) {
+        let TowerCache { features: _, inputs, head, norm } = cache;
+        let dy = if self.l2_normalize { L2Normalize.backward(norm, dy) } else { dy };
+        let dfeatures = self.head.backward(head, dy, &mut grads.head);
+        for (i, ((input, input_cache), grad)) in self.inputs.iter().zip(inputs.iter()).zip(&mut grads.inputs).enumerate() {
+            input.backward(input_cache, self.layout.block(dfeatures, i), grad.as_mut());
+        }
+    }
+}
+
+impl TowerGrads {
+    /// Empty gradients for `tower`.
+    pub fn zeros_like(tower: &Tower) -> Self {
+        Self {
+            inputs: tower.inputs.iter().map(|i| i.table().map(|t| RowSparseGrad::new(t.nrows(), t.ncols()))).collect(),
+            head: HeadGrads::zeros_like(&tower.head),
+        }
+    }
+
+    /// Sets every gradient to zero.
+    pub fn zero(&mut self) {
+        self.inputs.iter_mut().flatten().for_each(RowSparseGrad::zero);
+        self.head.zero();
+    }
+}
