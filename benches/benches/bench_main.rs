@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 
-use benches::{deep_trainer, matrixmultiply_gemm, random_matrix, split, synthetic_data, N_MOVIES};
+use benches::{deep_trainer, matrixmultiply_gemm, random_matrix, synthetic_data, N_MOVIES};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
@@ -69,10 +69,10 @@ fn softmax(c: &mut Criterion) {
 fn train_step(c: &mut Criterion) {
     // As the twotower binary runs it: rayon owns the cores, OpenBLAS one thread per call.
     tensor::matmul::set_blas_threads(1);
-    let data = synthetic_data(7);
-    let split = split();
-    let mut trainer = deep_trainer();
+    let synthetic = synthetic_data(7);
+    let mut trainer = deep_trainer(&synthetic);
     let mut grads = trainer.new_grads();
+    let (data, split) = (&synthetic.encoded, &synthetic.split);
     let batches: Vec<&[usize]> = split.train.chunks(2048).filter(|b| b.len() == 2048).collect();
     let mut next = 0;
     let mut group = c.benchmark_group("train_step");
@@ -81,7 +81,7 @@ fn train_step(c: &mut Criterion) {
     group.bench_function("deep_64_32_batch_2048", |bench| {
         bench.iter(|| {
             next = (next + 1) % batches.len();
-            black_box(trainer.step(&data, batches[next], None, &mut grads))
+            black_box(trainer.step(data, batches[next], None, &mut grads))
         })
     });
     group.finish();

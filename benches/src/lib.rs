@@ -1,30 +1,19 @@
 //! Shared fixtures for the benchmarks: seeded synthetic data shaped like MovieLens 100k, the
 //! deep [64, 32] configuration, and the pure-Rust GEMM used as the no-BLAS comparison.
 
-use dataset::Split;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use towers::Vocabularies;
-use train::synthetic::SyntheticSpec;
-use train::{Encoded, Experiment, Trainer, ValidTrainConfig};
+use train::synthetic::{Synthetic, SyntheticSpec};
+use train::{Experiment, Trainer, ValidTrainConfig};
 
 /// Catalogue rows of MovieLens 100k.
 pub const N_MOVIES: usize = 1682;
 
-/// Seeded synthetic ratings with MovieLens 100k's sizes.
-pub fn synthetic_data(seed: u64) -> Encoded {
-    SyntheticSpec::MOVIELENS_100K.generate(seed)
-}
-
-/// Embedding table sizes matching [`synthetic_data`].
-pub fn vocabularies() -> Vocabularies {
-    SyntheticSpec::MOVIELENS_100K.vocabularies()
-}
-
-/// An 80/20 split of the synthetic ratings.
-pub fn split() -> Split {
-    Split::seeded(SyntheticSpec::MOVIELENS_100K.n_ratings, 42, 0.8)
+/// Seeded synthetic ratings with MovieLens 100k's sizes, encoded for the deep [64, 32] spec,
+/// with a seeded 80/20 split.
+pub fn synthetic_data(seed: u64) -> Synthetic {
+    SyntheticSpec::MOVIELENS_100K.prepare(seed, &Experiment::Deep2.config(42))
 }
 
 /// The deep-retrieval tutorial's [64, 32] configuration.
@@ -35,9 +24,9 @@ pub fn deep_config(epochs: usize) -> ValidTrainConfig {
     config.validate().expect("the tutorial configuration is valid")
 }
 
-/// A trainer for the deep [64, 32] model.
-pub fn deep_trainer() -> Trainer {
-    Trainer::new(deep_config(1), vocabularies())
+/// A trainer for the deep [64, 32] model on `data`.
+pub fn deep_trainer(data: &Synthetic) -> Trainer {
+    Trainer::new(deep_config(1), data.model.clone())
 }
 
 /// A `U(−1, 1)` matrix.

@@ -28,7 +28,11 @@ impl TryFrom<Vec<String>> for Vocabulary {
         let mut index = HashMap::with_capacity(entries.len());
         for (i, entry) in entries.iter().enumerate() {
             if let Some(first) = index.insert(entry.clone(), i as u32 + 1) {
-                return Err(LookupError::Duplicate { entry: format!("{entry:?}"), first: first as usize - 1, second: i });
+                return Err(LookupError::Duplicate {
+                    entry: format!("{entry:?}"),
+                    first: first as usize - 1,
+                    second: i,
+                });
             }
         }
         Ok(Self { entries, index })

@@ -36,10 +36,10 @@ mod buffer;
 mod concat;
 mod dense;
 mod embedding;
-mod l2norm;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod gradcheck;
 pub mod init;
+mod l2norm;
 pub mod matmul;
 mod pooling;
 mod sparse;

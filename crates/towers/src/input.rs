@@ -146,7 +146,9 @@ impl Input {
             (InputLayer::Numeric, InputColumn::Values(values)) => {
                 out.column_mut(0).assign(&ArrayView1::from(values));
             }
-            (_, column) => panic!("input {:?}: a {} column for a {:?} layer", self.name, column.kind_name(), self.shape().kind),
+            (_, column) => {
+                panic!("input {:?}: a {} column for a {:?} layer", self.name, column.kind_name(), self.shape().kind)
+            }
         }
     }
 

@@ -81,7 +81,13 @@ impl Tower {
     /// column of the wrong kind, or an index outside its table.
     #[track_caller]
     pub fn forward<'c>(&self, batch: &[InputColumn<'_>], cache: &'c mut TowerCache) -> ArrayView2<'c, f32> {
-        assert_eq!(batch.len(), self.inputs.len(), "Tower::forward: {} columns for {} inputs", batch.len(), self.inputs.len());
+        assert_eq!(
+            batch.len(),
+            self.inputs.len(),
+            "Tower::forward: {} columns for {} inputs",
+            batch.len(),
+            self.inputs.len()
+        );
         let n = batch.first().map_or(0, InputColumn::len);
         if let Some((i, column)) = batch.iter().enumerate().find(|(_, c)| c.len() != n) {
             panic!("Tower::forward: input {:?} has {} examples, input 0 has {n}", self.inputs[i].name, column.len());
@@ -105,7 +111,9 @@ impl Tower {
         let TowerCache { features: _, inputs, head, norm } = cache;
         let dy = if self.l2_normalize { L2Normalize.backward(norm, dy) } else { dy };
         let dfeatures = self.head.backward(head, dy, &mut grads.head);
-        for (i, ((input, input_cache), grad)) in self.inputs.iter().zip(inputs.iter()).zip(&mut grads.inputs).enumerate() {
+        for (i, ((input, input_cache), grad)) in
+            self.inputs.iter().zip(inputs.iter()).zip(&mut grads.inputs).enumerate()
+        {
             input.backward(input_cache, self.layout.block(dfeatures, i), grad.as_mut());
         }
     }

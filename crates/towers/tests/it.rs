@@ -110,7 +110,8 @@ fn l2_normalised_towers_gradcheck() {
 
 #[test]
 fn normalised_outputs_have_unit_norm() {
-    let config = TowerConfig { inputs: vec![shape("id", InputKind::Lookup, 5, 4)], layer_sizes: vec![3], l2_normalize: true };
+    let config =
+        TowerConfig { inputs: vec![shape("id", InputKind::Lookup, 5, 4)], layer_sizes: vec![3], l2_normalize: true };
     let tower = Tower::new(&config, &mut ChaCha8Rng::seed_from_u64(3));
     let out = tower.forward(&[InputColumn::Ids(&[0, 1, 4])], &mut TowerCache::default()).to_owned();
     for row in out.rows() {
@@ -131,7 +132,11 @@ fn output_widths_follow_the_config() {
 #[test]
 fn invalid_configs_are_errors_at_construction() {
     let model = |query: TowerConfig, candidate: TowerConfig| ModelConfig { query, candidate }.validate();
-    let one = |dim| TowerConfig { inputs: vec![shape("id", InputKind::Lookup, 4, dim)], layer_sizes: vec![], l2_normalize: false };
+    let one = |dim| TowerConfig {
+        inputs: vec![shape("id", InputKind::Lookup, 4, dim)],
+        layer_sizes: vec![],
+        l2_normalize: false,
+    };
     assert_eq!(model(every_kind(vec![], false), one(3)), Err(ConfigError::MismatchedWidths { query: 9, candidate: 3 }));
     assert_eq!(
         model(every_kind(vec![64, 0], false), one(3)),
@@ -152,7 +157,8 @@ fn invalid_configs_are_errors_at_construction() {
 #[test]
 #[should_panic(expected = "a bags column for a Lookup layer")]
 fn a_column_of_the_wrong_kind_is_refused() {
-    let config = TowerConfig { inputs: vec![shape("id", InputKind::Lookup, 5, 4)], layer_sizes: vec![], l2_normalize: false };
+    let config =
+        TowerConfig { inputs: vec![shape("id", InputKind::Lookup, 5, 4)], layer_sizes: vec![], l2_normalize: false };
     let tower = Tower::new(&config, &mut ChaCha8Rng::seed_from_u64(3));
     tower.forward(&[InputColumn::Bags(&Bags::default())], &mut TowerCache::default());
 }

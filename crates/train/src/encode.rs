@@ -13,7 +13,9 @@ use tensor::Bags;
 use towers::{InputShape, ModelConfig, TowerConfig};
 
 use crate::fitted::{Encoding, FittedFeature, Value};
-use crate::spec::{Boundaries, FeatureKind, FeatureSpec, ModelSpec, Side, DEFAULT_HISTORY_LENGTH, DEFAULT_MAX_TOKENS, KEY, TIMESTAMP};
+use crate::spec::{
+    Boundaries, FeatureKind, FeatureSpec, ModelSpec, Side, DEFAULT_HISTORY_LENGTH, DEFAULT_MAX_TOKENS, KEY, TIMESTAMP,
+};
 
 /// `Discretization(epsilon=0.01)`, Keras' default accuracy of adapted quantiles.
 const QUANTILE_EPSILON: f64 = 0.01;
@@ -22,21 +24,8 @@ const QUANTILE_EPSILON: f64 = 0.01;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FeatureError {
     /// A column is missing or of the wrong type.
-    #[error("{tower} feature {feature:?}: column {column:?}: {problem}; the {table} has {available}")]
-    Column {
-        /// `query` or `candidate`.
-        tower: &'static str,
-        /// The feature's name.
-        feature: String,
-        /// The column.
-        column: String,
-        /// What is wrong.
-        problem: String,
-        /// Which table was searched.
-        table: &'static str,
-        /// Its columns, for the message.
-        available: String,
-    },
+    #[error("{0}")]
+    Column(Box<ColumnIssue>),
     /// A query-table feature for data without a query table.
     #[error("query feature {feature:?} reads column {column:?} of the query (user) table, but the data has none (give --queries FILE, or for MovieLens 100k put u.user beside u.data)")]
     NoQueryTable {
@@ -81,6 +70,24 @@ pub enum FeatureError {
         /// What went wrong.
         problem: String,
     },
+}
+
+/// A column a feature cannot read, and what the table has instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{tower} feature {feature:?}: column {column:?}: {problem}; the {table} has {available}")]
+pub struct ColumnIssue {
+    /// `query` or `candidate`.
+    pub tower: &'static str,
+    /// The feature's name.
+    pub feature: String,
+    /// The column.
+    pub column: String,
+    /// What is wrong.
+    pub problem: String,
+    /// Which table was searched.
+    pub table: &'static str,
+    /// Its columns, for the message.
+    pub available: String,
 }
 
 /// Which interactions the query-side preprocessing is adapted on. Candidate-side layers always
@@ -157,12 +164,18 @@ struct Source<'a> {
 
 fn describe_columns(columns: &[(String, Column)]) -> String {
     let names: Vec<String> = columns.iter().map(|(n, c)| format!("{n} ({:?})", c.kind())).collect();
-    if names.is_empty() { "no columns".to_string() } else { names.join(", ") }
+    if names.is_empty() {
+        "no columns".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 fn column_values<'a>(column: &'a Column) -> Values<'a> {
     match column {
-        Column::String { .. } => Values::Strings((0..column.len()).map(|r| column.string(r).expect("in range")).collect()),
+        Column::String { .. } => {
+            Values::Strings((0..column.len()).map(|r| column.string(r).expect("in range")).collect())
+        }
         Column::Integer(v) | Column::Timestamp(v) => Values::Integers(v),
         Column::Float(v) => Values::Floats(v),
         Column::StringList { .. } => Values::Lists(column),
@@ -170,7 +183,12 @@ fn column_values<'a>(column: &'a Column) -> Values<'a> {
 }
 
 /// Resolves where `feature` (on `side`) reads its values.
-fn source<'a>(data: &'a Dataset, side: Side, feature: &FeatureSpec, train_rows: Option<&[usize]>) -> Result<Source<'a>, FeatureError> {
+fn source<'a>(
+    data: &'a Dataset,
+    side: Side,
+    feature: &FeatureSpec,
+    train_rows: Option<&[usize]>,
+) -> Result<Source<'a>, FeatureError> {
     let interactions = &data.interactions;
     let name = feature.name();
     let sorted_train = || {
@@ -198,16 +216,22 @@ fn source<'a>(data: &'a Dataset, side: Side, feature: &FeatureSpec, train_rows: 
             Ok(Source { values: Values::Integers(timestamps), of_example: None, fit_rows })
         }
         (Side::Query, column) => {
-            let table = data.queries.as_ref().ok_or_else(|| FeatureError::NoQueryTable { feature: name.clone(), column: column.to_string() })?;
-            let values = table.column(column).map(column_values).ok_or_else(|| FeatureError::Column {
-                tower: "query",
-                feature: name.clone(),
-                column: column.to_string(),
-                problem: "no such column".to_string(),
-                table: "query table",
-                available: describe_columns(table.columns()),
+            let table = data
+                .queries
+                .as_ref()
+                .ok_or_else(|| FeatureError::NoQueryTable { feature: name.clone(), column: column.to_string() })?;
+            let values = table.column(column).map(column_values).ok_or_else(|| {
+                FeatureError::Column(Box::new(ColumnIssue {
+                    tower: "query",
+                    feature: name.clone(),
+                    column: column.to_string(),
+                    problem: "no such column".to_string(),
+                    table: "query table",
+                    available: describe_columns(table.columns()),
+                }))
             })?;
-            let user_rows: Vec<Option<u32>> = interactions.query_keys.strings().iter().map(|key| table.row_of(key)).collect();
+            let user_rows: Vec<Option<u32>> =
+                interactions.query_keys.strings().iter().map(|key| table.row_of(key)).collect();
             let mut of_example = Vec::with_capacity(interactions.len());
             for &user in &interactions.query {
                 match user_rows[user as usize] {
@@ -238,13 +262,15 @@ fn source<'a>(data: &'a Dataset, side: Side, feature: &FeatureSpec, train_rows: 
         }
         (Side::Candidate, column) => {
             let table = &data.candidates;
-            let values = table.column(column).map(column_values).ok_or_else(|| FeatureError::Column {
-                tower: "candidate",
-                feature: name.clone(),
-                column: column.to_string(),
-                problem: "no such column".to_string(),
-                table: "candidate table",
-                available: describe_columns(table.columns()),
+            let values = table.column(column).map(column_values).ok_or_else(|| {
+                FeatureError::Column(Box::new(ColumnIssue {
+                    tower: "candidate",
+                    feature: name.clone(),
+                    column: column.to_string(),
+                    problem: "no such column".to_string(),
+                    table: "candidate table",
+                    available: describe_columns(table.columns()),
+                }))
             })?;
             Ok(Source { values, of_example: None, fit_rows: (0..table.n_rows()).collect() })
         }
@@ -252,15 +278,26 @@ fn source<'a>(data: &'a Dataset, side: Side, feature: &FeatureSpec, train_rows: 
 }
 
 /// Adapts one feature on its source.
-fn fit_feature(data: &Dataset, side: Side, feature: &FeatureSpec, source: Option<&Source<'_>>) -> Result<FittedFeature, FeatureError> {
+fn fit_feature(
+    data: &Dataset,
+    side: Side,
+    feature: &FeatureSpec,
+    source: Option<&Source<'_>>,
+) -> Result<FittedFeature, FeatureError> {
     let fail = |problem: String| FeatureError::Fit { tower: side.name(), feature: feature.name(), problem };
-    let wrong_type = |expected: &str| FeatureError::Column {
-        tower: side.name(),
-        feature: feature.name(),
-        column: feature.column().to_string(),
-        problem: format!("a {} feature needs {expected}", feature.kind.name()),
-        table: if side == Side::Query { "query table" } else { "candidate table" },
-        available: describe_columns(if side == Side::Query { data.queries.as_ref().map_or(&[][..], |t| t.columns()) } else { data.candidates.columns() }),
+    let wrong_type = |expected: &str| {
+        FeatureError::Column(Box::new(ColumnIssue {
+            tower: side.name(),
+            feature: feature.name(),
+            column: feature.column().to_string(),
+            problem: format!("a {} feature needs {expected}", feature.kind.name()),
+            table: if side == Side::Query { "query table" } else { "candidate table" },
+            available: describe_columns(if side == Side::Query {
+                data.queries.as_ref().map_or(&[][..], |t| t.columns())
+            } else {
+                data.candidates.columns()
+            }),
+        }))
     };
     let Some(source) = source else {
         let length = feature.length.unwrap_or(DEFAULT_HISTORY_LENGTH);
@@ -307,7 +344,9 @@ fn fit_feature(data: &Dataset, side: Side, feature: &FeatureSpec, source: Option
             Ok(FittedFeature::Buckets(buckets))
         }
         FeatureKind::Numeric => match &source.values {
-            Values::Integers(v) => Ok(FittedFeature::Normalized(Normalizer::adapt(&rows.iter().map(|&r| v[r]).collect::<Vec<_>>()))),
+            Values::Integers(v) => {
+                Ok(FittedFeature::Normalized(Normalizer::adapt(&rows.iter().map(|&r| v[r]).collect::<Vec<_>>())))
+            }
             Values::Floats(_) => {
                 let values: Vec<f32> = numbers()?.into_iter().map(|x| x as f32).collect();
                 Ok(FittedFeature::Normalized(Normalizer::adapt_f32(&values)))
@@ -323,14 +362,18 @@ fn fit_feature(data: &Dataset, side: Side, feature: &FeatureSpec, source: Option
         },
         FeatureKind::Multi => {
             let mut vocabulary: Vec<String> = match &source.values {
-                Values::Lists(column) => rows.iter().flat_map(|&r| column.list(r).expect("in range")).map(str::to_string).collect(),
+                Values::Lists(column) => {
+                    rows.iter().flat_map(|&r| column.list(r).expect("in range")).map(str::to_string).collect()
+                }
                 Values::Strings(v) => rows.iter().map(|&r| v[r].to_string()).collect(),
                 _ => return Err(wrong_type("a list column (e.g. --list-column genres=|) or a string column")),
             };
             vocabulary.retain(|item| !item.is_empty());
             vocabulary.sort_unstable();
             vocabulary.dedup();
-            StringLookup::new(vocabulary, num_oov, Some(String::new())).map(FittedFeature::Multi).map_err(|e| fail(e.to_string()))
+            StringLookup::new(vocabulary, num_oov, Some(String::new()))
+                .map(FittedFeature::Multi)
+                .map_err(|e| fail(e.to_string()))
         }
         FeatureKind::History => unreachable!("a history has no source"),
     }
@@ -347,7 +390,9 @@ impl FittedFeatures {
         for side in [Side::Query, Side::Candidate] {
             let mut fitted = Vec::new();
             for feature in &spec.tower(side).features {
-                let source = (feature.kind != FeatureKind::History).then(|| source(data, side, feature, train_rows)).transpose()?;
+                let source = (feature.kind != FeatureKind::History)
+                    .then(|| source(data, side, feature, train_rows))
+                    .transpose()?;
                 fitted.push(FittedInput {
                     name: feature.name(),
                     column: feature.column().to_string(),
@@ -386,7 +431,12 @@ impl FittedFeatures {
             let tower_spec = spec.tower(side);
             let fitted = self.tower(side);
             if tower_spec.features.len() != fitted.len() {
-                return Err(format!("{} tower: the spec lists {} features, {} are fitted", side.name(), tower_spec.features.len(), fitted.len()));
+                return Err(format!(
+                    "{} tower: the spec lists {} features, {} are fitted",
+                    side.name(),
+                    tower_spec.features.len(),
+                    fitted.len()
+                ));
             }
             let mut inputs = Vec::with_capacity(fitted.len());
             for (i, (feature, input)) in tower_spec.features.iter().zip(fitted).enumerate() {
@@ -395,11 +445,26 @@ impl FittedFeatures {
                     FeatureKind::Numeric => towers::InputKind::Numeric,
                     FeatureKind::Text | FeatureKind::Multi | FeatureKind::History => towers::InputKind::Bag,
                 };
-                if feature.name() != input.name || feature.column() != input.column || expected_kind != input.fitted.input_kind() {
-                    return Err(format!("{} feature {i}: the spec has {:?} on {:?}, the fitted features {:?} on {:?}", side.name(), feature.name(), feature.column(), input.name, input.column));
+                if feature.name() != input.name
+                    || feature.column() != input.column
+                    || expected_kind != input.fitted.input_kind()
+                {
+                    return Err(format!(
+                        "{} feature {i}: the spec has {:?} on {:?}, the fitted features {:?} on {:?}",
+                        side.name(),
+                        feature.name(),
+                        feature.column(),
+                        input.name,
+                        input.column
+                    ));
                 }
                 input.fitted.check().map_err(|e| format!("{} feature {:?}: {e}", side.name(), input.name))?;
-                inputs.push(InputShape { name: input.name.clone(), kind: expected_kind, rows: input.fitted.rows(), dim: spec.dim_of(feature) });
+                inputs.push(InputShape {
+                    name: input.name.clone(),
+                    kind: expected_kind,
+                    rows: input.fitted.rows(),
+                    dim: spec.dim_of(feature),
+                });
             }
             Ok(TowerConfig { inputs, layer_sizes: tower_spec.layers.clone(), l2_normalize: tower_spec.l2_normalize })
         };
@@ -488,7 +553,11 @@ impl EncodedColumn {
     }
 
     /// Encodes values one by one through `fitted`.
-    fn encode(fitted: &FittedFeature, n: usize, mut value_of: impl FnMut(usize, &mut dyn FnMut(Value<'_>) -> Result<Encoding, String>) -> Result<Encoding, String>) -> Result<Self, (usize, String)> {
+    fn encode(
+        fitted: &FittedFeature,
+        n: usize,
+        mut value_of: impl FnMut(usize, &mut dyn FnMut(Value<'_>) -> Result<Encoding, String>) -> Result<Encoding, String>,
+    ) -> Result<Self, (usize, String)> {
         let mut encode = |row: usize| value_of(row, &mut |v| fitted.encode(v)).map_err(|e| (row, e));
         Ok(match fitted.input_kind() {
             towers::InputKind::Lookup => {
@@ -543,7 +612,12 @@ impl Encoded {
     ///
     /// # Errors
     /// [`FeatureError`] naming the feature and row of a value that cannot be encoded.
-    pub fn new(data: &Dataset, spec: &ModelSpec, features: &FittedFeatures, train_rows: &[usize]) -> Result<Self, FeatureError> {
+    pub fn new(
+        data: &Dataset,
+        spec: &ModelSpec,
+        features: &FittedFeatures,
+        train_rows: &[usize],
+    ) -> Result<Self, FeatureError> {
         let mut inputs = Vec::with_capacity(2);
         for side in [Side::Query, Side::Candidate] {
             let mut encoded = Vec::new();
@@ -553,8 +627,15 @@ impl Encoded {
                     continue;
                 }
                 let source = source(data, side, feature, None)?;
-                let column = EncodedColumn::encode(&input.fitted, source.values.len(), |row, encode| source.values.with_value(row, |v| encode(v)))
-                    .map_err(|(row, problem)| FeatureError::Value { tower: side.name(), feature: input.name.clone(), row, problem })?;
+                let column = EncodedColumn::encode(&input.fitted, source.values.len(), |row, encode| {
+                    source.values.with_value(row, &mut *encode)
+                })
+                .map_err(|(row, problem)| FeatureError::Value {
+                    tower: side.name(),
+                    feature: input.name.clone(),
+                    row,
+                    problem,
+                })?;
                 encoded.push(EncodedInput::Gathered { column, of_example: source.of_example });
             }
             inputs.push(encoded);
@@ -569,7 +650,9 @@ impl Encoded {
         };
         let display = spec.candidate.features.iter().find(|f| f.kind == FeatureKind::Text).map(FeatureSpec::column);
         let candidate_name = match display.and_then(|c| data.candidates.column(c)) {
-            Some(column @ Column::String { .. }) => (0..n_rows).map(|r| column.string(r).expect("in range").to_string()).collect(),
+            Some(column @ Column::String { .. }) => {
+                (0..n_rows).map(|r| column.string(r).expect("in range").to_string()).collect()
+            }
             _ => data.candidates.keys().to_vec(),
         };
         Ok(Self {

@@ -83,7 +83,9 @@ impl FittedFeature {
     pub fn check(&self) -> Result<(), String> {
         match self {
             Self::Buckets(buckets) => buckets.check(),
-            Self::Normalized(Normalizer { mean, variance }) if !(mean.is_finite() && variance.is_finite() && *variance >= 0.0) => {
+            Self::Normalized(Normalizer { mean, variance })
+                if !(mean.is_finite() && variance.is_finite() && *variance >= 0.0) =>
+            {
                 Err(format!("normalisation mean {mean}, variance {variance}; expected finite, variance ≥ 0"))
             }
             Self::Hashed(hashing) if hashing.num_bins() == 0 => Err("hashing into 0 bins".to_string()),
@@ -102,7 +104,9 @@ impl FittedFeature {
             (Self::Hashed(hashing), Value::Str(s)) => Ok(Encoding::Index(bin(hashing, s))),
             (Self::Hashed(hashing), Value::Int(i)) => Ok(Encoding::Index(bin(hashing, &i.to_string()))),
             (Self::Buckets(buckets), value) => Ok(Encoding::Index(buckets.bucketize_f32(number(value)? as f32))),
-            (Self::Normalized(normalizer), value) => Ok(Encoding::Number(normalizer.normalize_f32(number(value)? as f32))),
+            (Self::Normalized(normalizer), value) => {
+                Ok(Encoding::Number(normalizer.normalize_f32(number(value)? as f32)))
+            }
             (Self::Text(text), Value::Str(s)) => Ok(Encoding::Indices(text.encode(s))),
             (Self::Multi(lookup), Value::List(items)) => {
                 Ok(Encoding::Indices(items.iter().map(|item| lookup.lookup(item)).collect()))
@@ -126,7 +130,9 @@ fn number(value: Value<'_>) -> Result<f64, String> {
         Value::Int(i) => Ok(i as f64),
         Value::Float(x) if x.is_finite() => Ok(x),
         Value::Float(x) => Err(format!("{x} is not a finite number")),
-        Value::Str(s) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| format!("{s:?} is not a number")),
+        Value::Str(s) => {
+            s.trim().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| format!("{s:?} is not a number"))
+        }
         Value::List(_) => Err("expected a number, got a list".to_string()),
     }
 }

@@ -37,11 +37,13 @@ mod trainer;
 
 pub use batch::{Shuffler, MAX_FEATURES};
 pub use config::{ConfigError, Shuffle, TrainConfig, ValidTrainConfig, MAX_BATCH_SIZE, MAX_EPOCHS};
-pub use encode::{Encoded, EncodedColumn, EncodedInput, FeatureError, FitScope, FittedFeatures, FittedInput};
+pub use encode::{
+    ColumnIssue, Encoded, EncodedColumn, EncodedInput, FeatureError, FitScope, FittedFeatures, FittedInput,
+};
 pub use evaluate::{embed_catalogue, embed_queries, evaluate_split, popularity_split, Metrics, SeenRows, SplitReport};
 pub use experiments::Experiment;
-pub use guard::{TrainError, GRADIENT_LIMIT};
 pub use fitted::{Encoding, FittedFeature, Value};
+pub use guard::{TrainError, GRADIENT_LIMIT};
 pub use model_file::{seal, Catalogue, KnownUser, ModelFile, ModelFileError, FORMAT_VERSION, HEADER_LEN};
 pub use optimizer::ModelOptState;
 pub use query::{OwnedValue, QueryError, Request, UserQuery};

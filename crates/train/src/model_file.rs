@@ -325,7 +325,10 @@ impl ModelFile {
                 ));
             }
             if let Some(max) = column.max_index().filter(|&m| m as usize >= shape.rows) {
-                return Err(format!("catalogue input {:?}: index {max}, the table has {} rows", shape.name, shape.rows));
+                return Err(format!(
+                    "catalogue input {:?}: index {max}, the table has {} rows",
+                    shape.name, shape.rows
+                ));
             }
             if let EncodedColumn::Values(values) = column {
                 if let Some(v) = values.iter().find(|v| !v.is_finite()) {

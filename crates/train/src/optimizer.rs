@@ -52,7 +52,13 @@ impl ModelOptState {
     }
 
     /// One Adagrad step on every parameter (the two towers concurrently).
-    pub fn step(&mut self, adagrad: &Adagrad, model: &mut TwoTower, query_grads: &TowerGrads, candidate_grads: &TowerGrads) {
+    pub fn step(
+        &mut self,
+        adagrad: &Adagrad,
+        model: &mut TwoTower,
+        query_grads: &TowerGrads,
+        candidate_grads: &TowerGrads,
+    ) {
         let TwoTower { query, candidate } = model;
         let Self { query: query_state, candidate: candidate_state } = self;
         rayon::join(

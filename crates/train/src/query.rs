@@ -50,7 +50,9 @@ impl OwnedValue {
             },
             serde_json::Value::Array(items) => items
                 .iter()
-                .map(|item| item.as_str().map(str::to_string).ok_or_else(|| format!("list item {item}: expected a string")))
+                .map(|item| {
+                    item.as_str().map(str::to_string).ok_or_else(|| format!("list item {item}: expected a string"))
+                })
                 .collect::<Result<_, _>>()
                 .map(Self::List),
             other => Err(format!("{other}: expected a string, a number or a list of strings")),

@@ -216,12 +216,16 @@ impl FeatureSpec {
             }
         }
         match (self.kind, self.column.as_deref()) {
-            (History, Some(column)) => return Err(format!("a history reads the interactions, not a column (remove column = {column:?})")),
+            (History, Some(column)) => {
+                return Err(format!("a history reads the interactions, not a column (remove column = {column:?})"))
+            }
             (History, None) if side == Side::Candidate => {
                 return Err("a history describes a user: it belongs in the query tower".to_string())
             }
             (History, None) => {}
-            (_, None) => return Err("`column` is required: \"$key\", \"$timestamp\" or a column of the table".to_string()),
+            (_, None) => {
+                return Err("`column` is required: \"$key\", \"$timestamp\" or a column of the table".to_string())
+            }
             (_, Some(TIMESTAMP)) if side == Side::Candidate => {
                 return Err("\"$timestamp\" is the interaction's time: only the query tower sees it".to_string())
             }
@@ -237,7 +241,10 @@ impl FeatureSpec {
             ("length", self.length),
         ];
         if let Some((option, _)) = positive.iter().find(|(_, v)| *v == Some(0)) {
-            return Err(format!("`{option}` must be at least 1{}", if *option == "max_tokens" { " beyond padding and [UNK] (at least 3)" } else { "" }));
+            return Err(format!(
+                "`{option}` must be at least 1{}",
+                if *option == "max_tokens" { " beyond padding and [UNK] (at least 3)" } else { "" }
+            ));
         }
         if self.dim.is_some_and(|d| d > towers::MAX_WIDTH) {
             return Err(format!("`dim` {}: at most {}", self.dim.unwrap_or(0), towers::MAX_WIDTH));

@@ -73,9 +73,11 @@ impl SyntheticSpec {
             title.push_string(&format!("Item{m} g{group} {}", extra.join(" ")));
             genres.push_list([format!("g{group}").as_str(), if m % 2 == 0 { "even" } else { "odd" }]);
         }
-        let candidates =
-            Table::new((0..self.n_candidates).map(|m| format!("item-{m}")), vec![("title".into(), title), ("genres".into(), genres)])
-                .expect("unique keys, equal lengths");
+        let candidates = Table::new(
+            (0..self.n_candidates).map(|m| format!("item-{m}")),
+            vec![("title".into(), title), ("genres".into(), genres)],
+        )
+        .expect("unique keys, equal lengths");
         let (mut age, mut segment) = (Vec::new(), Vec::new());
         for u in 0..self.n_query_ids {
             age.push(18 + (u * 7 % 50) as i64);
@@ -86,7 +88,8 @@ impl SyntheticSpec {
             vec![("age".into(), Column::Integer(age)), ("segment".into(), Column::Integer(segment))],
         )
         .expect("unique keys, equal lengths");
-        let mut interactions = Interactions { timestamp: Some(Vec::with_capacity(self.n_ratings)), ..Interactions::default() };
+        let mut interactions =
+            Interactions { timestamp: Some(Vec::with_capacity(self.n_ratings)), ..Interactions::default() };
         let keys: Vec<String> = (0..self.n_query_ids).map(|u| format!("user-{u}")).collect();
         for _ in 0..self.n_ratings {
             let user = rng.random_range(0..self.n_query_ids);

@@ -8,9 +8,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dataset::Split;
 use train::synthetic::SyntheticSpec;
-use train::{Experiment, Trainer};
+use train::{Experiment, FeatureKind, FeatureSpec, Trainer};
 
 struct Counting;
 
@@ -43,8 +42,6 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn training_steps_do_not_allocate_after_warm_up() {
     let spec = SyntheticSpec { n_ratings: 12_000, ..SyntheticSpec::MOVIELENS_100K };
-    let data = spec.generate(1);
-    let split = Split::seeded(spec.n_ratings, 1, 0.8);
     // GEMMs per step: per dense layer 1 forward + 2 backward; the score core 1 + 2 in each of its
     // two halves of query rows.
     for (name, gemms_per_step, config, probability) in [
@@ -60,18 +57,36 @@ fn training_steps_do_not_allocate_after_warm_up() {
             },
             Some(vec![0.001f32; spec.n_candidates + 1]),
         ),
+        (
+            "genres, user segment, mixed negatives, L2-normalised",
+            4 * 3 + 2 * 3,
+            {
+                let mut c = Experiment::Deep2.config(1);
+                c.model.candidate.features.push(FeatureSpec::new(FeatureKind::Multi, "genres"));
+                c.model.query.features.push(FeatureSpec::new(FeatureKind::Id, "segment"));
+                c.model.query.features.push(FeatureSpec::new(FeatureKind::Numeric, "age"));
+                c.mixed_negatives = Some(256);
+                c.model.query.l2_normalize = true;
+                c.model.candidate.l2_normalize = true;
+                c.temperature = Some(0.1);
+                c
+            },
+            None,
+        ),
     ] {
         let batch_size = 2048;
-        let mut trainer = Trainer::new(config.validate().unwrap(), spec.vocabularies());
+        let synthetic = spec.prepare(1, &config);
+        let (data, split) = (&synthetic.encoded, &synthetic.split);
+        let mut trainer = Trainer::new(config.validate().unwrap(), synthetic.model.clone());
         let mut grads = trainer.new_grads();
         let full: Vec<&[usize]> = split.train.chunks(batch_size).filter(|b| b.len() == batch_size).take(3).collect();
         let last = &split.train[..batch_size / 16];
         // Warm-up: the largest batch sizes grow every buffer once.
-        trainer.step(&data, full[0], probability.as_deref(), &mut grads);
-        trainer.step(&data, last, probability.as_deref(), &mut grads);
+        trainer.step(data, full[0], probability.as_deref(), &mut grads);
+        trainer.step(data, last, probability.as_deref(), &mut grads);
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         for rows in [full[1], last, full[2]] {
-            trainer.step(&data, rows, probability.as_deref(), &mut grads);
+            trainer.step(data, rows, probability.as_deref(), &mut grads);
         }
         let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
         let allowed = if tensor::matmul::USES_BLAS { 0 } else { 3 * gemms_per_step };

@@ -98,9 +98,12 @@ fn mutated_model_files_are_errors_or_serve_never_panic() {
             }
             Ok(file) => {
                 // A file that loads is consistent: serving it cannot panic.
-                let user = file.features.query_ids.entries().first().cloned().unwrap();
+                let user = file.users.first().map(|u| u.key.clone()).unwrap();
                 let retriever = Retriever::new(file);
                 retriever.recommend(&UserQuery { user: &user, at: None, k: 3, include_seen: false }).unwrap();
+                let item = retriever.file().catalogue.keys[0].clone();
+                let fresh = train::Request { history: Some(vec![item]), k: 3, ..Default::default() };
+                let _ = retriever.answer(&[fresh]);
                 loaded += 1;
             }
         }

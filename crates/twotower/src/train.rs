@@ -224,7 +224,8 @@ impl TrainArgs {
     fn specs(&self) -> anyhow::Result<Vec<TrainConfig>> {
         if let Some(path) = &self.config {
             let text = std::fs::read_to_string(path).with_context(|| format!("--config {}", path.display()))?;
-            let config = TrainConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
+            let config =
+                TrainConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
             return Ok(vec![config]);
         }
         let name = self.experiment.as_deref().unwrap_or(train::presets::DEFAULT_NAME);

@@ -4,13 +4,13 @@
 use dataset::Split;
 use train::{Experiment, TrainError, Trainer};
 
-use crate::{small_config, small_data, SMALL};
+use crate::{small_config, small_data, small_synthetic};
 
 fn fit_with(adjust: impl FnOnce(&mut train::TrainConfig)) -> Result<usize, TrainError> {
     let (data, split) = small_data();
     let mut config = (*small_config(1, 2)).clone();
     adjust(&mut config);
-    let mut trainer = Trainer::new(config.validate().unwrap(), SMALL.vocabularies());
+    let mut trainer = Trainer::new(config.validate().unwrap(), small_synthetic().model);
     trainer.fit(&data, &split, &mut ()).map(|history| history.len())
 }
 
@@ -45,14 +45,15 @@ fn the_tutorial_settings_train_without_tripping_the_guard() {
 
 #[test]
 fn splits_without_two_training_rows_or_any_test_row_are_refused() {
-    let (data, _) = small_data();
-    let config = Experiment::Basic.config(1).validate().unwrap();
+    let synthetic =
+        train::synthetic::SyntheticSpec { n_ratings: 500, ..crate::SMALL }.prepare(1, &Experiment::Basic.config(1));
+    let (data, config) = (synthetic.encoded, Experiment::Basic.config(1).validate().unwrap());
     for (train, test, expected) in [
         (vec![], vec![1, 2], TrainError::TooFewTrainRows { found: 0 }),
         (vec![0], vec![1, 2], TrainError::TooFewTrainRows { found: 1 }),
         (vec![0, 1, 2], vec![], TrainError::NoTestRows),
     ] {
-        let mut trainer = Trainer::new(config.clone(), SMALL.vocabularies());
+        let mut trainer = Trainer::new(config.clone(), synthetic.model.clone());
         let error = trainer.fit(&data, &Split { train, validation: vec![], test }, &mut ()).unwrap_err();
         assert_eq!(error, expected);
     }

@@ -83,7 +83,7 @@ fn exported_embeddings_give_the_same_top_10_as_the_retriever() {
 fn a_batch_of_queries_answers_as_the_queries_one_by_one() {
     let (file, _, _) = tiny_model_file();
     let retriever = Retriever::new(file);
-    let latest = retriever.file().features.max_timestamp;
+    let latest = retriever.file().features.latest_time();
     let queries = [
         UserQuery { user: "3", at: None, k: 4, include_seen: false },
         UserQuery { user: "nobody", at: None, k: 4, include_seen: false },

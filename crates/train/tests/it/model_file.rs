@@ -23,8 +23,22 @@ fn round_trip_is_exact_and_lookups_work_after_loading() {
     file.save(&path).unwrap();
     let loaded = ModelFile::load(&path).unwrap();
     assert_eq!(loaded, file);
-    assert_eq!(loaded.features.query_ids.lookup("2"), 2);
-    assert_eq!(loaded.features.text.encode("alpha"), file.features.text.encode("alpha"));
+    // Lookups work on the deserialised features without any rebuild step.
+    for (ours, theirs) in loaded.features.query.iter().zip(&file.features.query) {
+        for value in [train::Value::Str("2"), train::Value::Int(30), train::Value::Str("writer")] {
+            assert_eq!(ours.fitted.encode(value), theirs.fitted.encode(value), "{}", ours.name);
+        }
+    }
+    let text = &loaded.features.candidate[1].fitted;
+    assert_eq!(
+        text.encode(train::Value::Str("alpha")),
+        file.features.candidate[1].fitted.encode(train::Value::Str("alpha"))
+    );
+    assert_ne!(
+        text.encode(train::Value::Str("alpha")),
+        Ok(train::Encoding::Indices(vec![1])),
+        "alpha is a known token"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temporary file left beside the model");
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
@@ -71,9 +85,32 @@ type Edit = Box<dyn Fn(&mut ModelFile)>;
 fn files_whose_parts_disagree_are_errors_naming_the_field() {
     let (file, _, _) = tiny_model_file();
     let cases: Vec<(&str, Edit)> = vec![
-        ("seen[1]", Box::new(|f| f.seen[1].push(1_000))),
-        ("seen:", Box::new(|f| f.seen.pop().map(drop).unwrap_or(()))),
-        ("query.id.table", Box::new(|f| f.model.query.id.table = Array2::zeros((3, 4)))),
+        ("users[1] (2): catalogue row 1000", Box::new(|f| f.users[1].seen.push(1_000))),
+        ("users[2] (3): catalogue row 7", Box::new(|f| f.users[2].history.push(7))),
+        (
+            "query.inputs[id:$key] (Lookup)",
+            Box::new(|f| *f.model.query.inputs[0].table_mut().unwrap() = Array2::zeros((3, 4))),
+        ),
+        ("candidate.inputs[multi:genres] (Bag)", Box::new(|f| f.model.candidate.inputs.pop().map(drop).unwrap_or(()))),
+        (
+            "catalogue input \"text:title\": index",
+            Box::new(|f| {
+                if let train::EncodedColumn::Bags(bags) = &mut f.catalogue.inputs[1] {
+                    let mut grown = tensor::Bags::default();
+                    for r in 0..bags.len() {
+                        grown.push(&[bags.row(r), &[1000]].concat())
+                    }
+                    *bags = grown;
+                }
+            }),
+        ),
+        ("catalogue: 6 keys but 5 names", Box::new(|f| f.catalogue.names.pop().map(drop).unwrap_or(()))),
+        (
+            "features: query tower: the spec lists 8 features, 7 are fitted",
+            Box::new(|f| {
+                f.config.model.query.features.push(train::FeatureSpec::new(train::FeatureKind::Numeric, "segment"))
+            }),
+        ),
         (
             "candidate.head.layers[1].b",
             Box::new(|f| {
@@ -85,9 +122,15 @@ fn files_whose_parts_disagree_are_errors_naming_the_field() {
             "query.head.layers[0].w",
             Box::new(|f| f.model.query.head.stack.as_mut().unwrap().layers[0].w[[0, 0]] = f32::NAN),
         ),
-        ("config", Box::new(|f| f.config.model.layer_sizes = vec![6, 0])),
-        ("query.head.layers[0].w (relu)", Box::new(|f| f.config.model.layer_sizes = vec![7, 4])),
-        ("catalogue", Box::new(|f| f.catalogue.clear())),
+        ("config", Box::new(|f| f.config.model.set_layers(&[6, 0]))),
+        ("query.head.layers[0].w (relu)", Box::new(|f| f.config.model.query.layers = vec![7, 4])),
+        (
+            "catalogue: empty",
+            Box::new(|f| {
+                f.catalogue.keys.clear();
+                f.catalogue.names.clear();
+            }),
+        ),
     ];
     for (field, change) in cases {
         let mut broken = file.clone();
@@ -118,7 +161,7 @@ fn a_loaded_model_serves_and_clamps_k_and_time() {
         let error = retriever.recommend(&query(5, Some(at))).unwrap_err();
         assert!(error.to_string().contains("expected a Unix time between"), "{error}");
     }
-    assert!(retriever.recommend(&query(5, Some(file.features.max_timestamp - 10))).is_ok());
+    assert!(retriever.recommend(&query(5, Some(file.features.latest_time() - 10))).is_ok());
     assert!(retriever.recommend(&query(0, None)).is_err());
     assert!(retriever.recommend(&query(5, None)).is_ok());
     assert!(retriever.recommend(&UserQuery { user: "no such user", ..query(5, None) }).is_err());
@@ -142,10 +185,13 @@ fn invalid_configs_are_errors_before_training() {
         assert_eq!(error.to_string(), expected.to_string());
     }
     let mut zero_layer = base.clone();
-    zero_layer.model.layer_sizes = vec![64, 0];
-    assert!(matches!(zero_layer.validate(), Err(ConfigError::Model(_))));
+    zero_layer.model.set_layers(&[64, 0]);
+    assert!(matches!(zero_layer.validate(), Err(ConfigError::Layers { tower: "query", .. })));
+    let mut uneven = base.clone();
+    uneven.model.candidate.layers = vec![64, 16];
+    assert!(matches!(uneven.validate(), Err(ConfigError::Widths { query: 32, candidate: 16 })));
     let mut wide = base;
     wide.model.embedding_dim = 100_000;
     let error = wide.validate().unwrap_err();
-    assert!(error.to_string().contains("embedding_dim 100000: at most 4096"), "{error}");
+    assert!(error.to_string().contains("embedding_dim 100000: expected 1 to 4096"), "{error}");
 }

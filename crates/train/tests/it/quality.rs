@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use dataset::Dataset;
 use dataset::Split;
-use train::{evaluate_split, Encoded, Experiment, FeatureColumns, FittedFeatures, SeenRows, Trainer};
+use train::{evaluate_split, Encoded, Experiment, FittedFeatures, SeenRows, TrainConfig, Trainer};
 
-use crate::{small_config, small_data, small_trainer, SMALL};
+use crate::{small_config, small_data, small_synthetic, small_trainer, SMALL};
 
 #[test]
 fn synthetic_groups_are_learned_far_above_chance() {
@@ -53,14 +53,20 @@ fn movielens() -> Option<Dataset> {
     Some(movielens::load(&dir).unwrap_or_else(|e| panic!("{e}")))
 }
 
+/// Fits and encodes `config`'s features on `dataset` as `twotower train` does.
+fn encode(dataset: &Dataset, config: &TrainConfig, split: &Split) -> (Encoded, towers::ValidModelConfig) {
+    let features = FittedFeatures::fit(dataset, &config.model, None).unwrap();
+    let data = Encoded::new(dataset, &config.model, &features, &split.train).unwrap();
+    (data, features.model_config(&config.model).unwrap().validate().unwrap())
+}
+
 #[test]
 fn movielens_context_timestamps_reaches_tutorial_quality() {
     let Some(dataset) = movielens() else { return };
-    let features = FittedFeatures::fit(&dataset, &FeatureColumns::tutorial()).unwrap();
-    let data = Encoded::new(&dataset, &features).unwrap();
     let split = Split::seeded(dataset.interactions.len(), 42, 0.8);
+    let (data, shapes) = encode(&dataset, &Experiment::ContextTimestamps.config(42), &split);
     let config = Experiment::ContextTimestamps.config(42).validate().unwrap();
-    let mut trainer = Trainer::new(config, features.vocabularies());
+    let mut trainer = Trainer::new(config, shapes);
     let history = trainer.fit(&data, &split, &mut ()).unwrap();
     let top_100 = history.last().unwrap().validation.as_ref().unwrap().all.at(100).unwrap();
     let chance = 100.0 / dataset.candidates.n_rows() as f64;
@@ -77,7 +83,7 @@ fn one_thread_and_two_threads_give_the_same_numbers() {
             // Batches of 1024 make the score products large enough to be split across threads.
             let mut config = (*small_config(9, 2)).clone();
             config.batch_size = 1024;
-            let mut trainer = Trainer::new(config.validate().unwrap(), SMALL.vocabularies());
+            let mut trainer = Trainer::new(config.validate().unwrap(), small_synthetic().model);
             let history = trainer.fit(&data, &split, &mut ()).unwrap();
             (history.iter().map(|r| r.loss_sum).collect::<Vec<_>>(), trainer.model)
         })
@@ -111,12 +117,16 @@ fn tutorial_experiments_keep_their_reference_split_numbers() {
     }
     let ratings = movielens::split::ratings_of(&dataset).unwrap();
     let split = movielens::split::from_split_file(&split_path, &ratings).unwrap();
-    let features = FittedFeatures::fit(&dataset, &FeatureColumns::tutorial()).unwrap();
-    let data = Encoded::new(&dataset, &features).unwrap();
-    let seen = SeenRows::new(&data, &split.train);
     // (experiment, test top-10, test top-100, seen-filtered top-100, loss sum per epoch)
-    let pinned: [(Experiment, f64, f64, f64, [f64; 3]); 2] = [
+    let pinned: [(Experiment, f64, f64, f64, [f64; 3]); 3] = [
         (Experiment::Basic, 0.0207, 0.2336, 0.33735, [714_555.792_968_75, 690_113.125, 677_995.625]),
+        (
+            Experiment::Context,
+            0.01925,
+            0.2208,
+            0.3075,
+            [597_101.285_522_460_9, 579_005.555_541_992_2, 571_055.491_638_183_6],
+        ),
         (
             Experiment::ContextTimestamps,
             0.02445,
@@ -126,7 +136,9 @@ fn tutorial_experiments_keep_their_reference_split_numbers() {
         ),
     ];
     for (experiment, top_10, top_100, seen_100, losses) in pinned {
-        let mut trainer = Trainer::new(experiment.config(42).validate().unwrap(), features.vocabularies());
+        let (data, shapes) = encode(&dataset, &experiment.config(42), &split);
+        let seen = SeenRows::new(&data, &split.train);
+        let mut trainer = Trainer::new(experiment.config(42).validate().unwrap(), shapes);
         let history = trainer.fit(&data, &split, &mut ()).unwrap();
         let report = evaluate_split(&trainer.model, &data, &split.test, &seen);
         let got = (report.all.at(10).unwrap(), report.all.at(100).unwrap(), report.seen_filtered.at(100).unwrap());
@@ -164,7 +176,7 @@ fn streaming_logq_learns_like_counted_logq() {
         let mut config = (*small_config(3, 6)).clone();
         config.logq = true;
         config.logq_streaming_alpha = streaming;
-        let mut trainer = Trainer::new(config.validate().unwrap(), SMALL.vocabularies());
+        let mut trainer = Trainer::new(config.validate().unwrap(), small_synthetic().model);
         trainer.fit(&data, &split, &mut ()).unwrap();
         evaluate_split(&trainer.model, &data, &split.test, &seen).all.at(10).unwrap()
     };
