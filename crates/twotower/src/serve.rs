@@ -4,13 +4,17 @@
 //! |---|---|
 //! | `GET /healthz` | `{"status": "ok", "generation": n}` |
 //! | `GET /model` | the model's configuration, catalogue and user counts, where it was loaded from |
-//! | `GET /recommend?user=ID&k=K[&exclude_seen=false][&at=UNIX]` | one user's top K |
-//! | `POST /recommend` | `{"user", "k", "exclude_seen", "at"}`, or `{"queries": [...]}` for up to 1024 at once |
+//! | `GET /recommend?user=ID&k=K[&exclude_seen=false][&at=UNIX]` | one known user's top K |
+//! | `POST /recommend` | `{"user", "k", "exclude_seen", "at", "history": [item keys], "attributes": {column: value}}`, or `{"queries": [...]}` for up to 1024 at once |
 //! | `POST /admin/reload` | on the admin address only (loopback): load the model file again |
 //!
+//! A POST may describe a user the model never saw: its `history` (candidate keys, oldest first)
+//! feeds the spec's history feature and `attributes` its query-table features; `user` is then
+//! optional. For a known user, anything given replaces what the model remembers of it.
+//!
 //! Answers are JSON; errors are `{"error": "…"}` with 400 (malformed request), 404 (unknown
-//! user), 413 (body over 1 MiB), 422 (k outside 1..=1000, a time out of range, a batch over
-//! 1024). `SIGHUP` reloads the model like the admin route; in-flight requests finish on the model
+//! user without features), 413 (body over 1 MiB), 422 (k outside 1..=1000, a time out of range,
+//! an unknown history item, a missing or mistyped attribute, a batch over 1024). `SIGHUP` reloads the model like the admin route; in-flight requests finish on the model
 //! they started with, and a file that fails to load leaves the old model serving. `SIGTERM` or
 //! Ctrl-C stops accepting connections and drains the open ones.
 
@@ -29,7 +33,7 @@ use axum::{Json, Router};
 use clap::Args;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use train::{ModelFile, QueryError, Retriever, UserQuery};
+use train::{ModelFile, OwnedValue, QueryError, Retriever};
 
 /// The largest `k` served.
 const MAX_K: usize = 1000;
@@ -93,12 +97,44 @@ impl From<QueryError> for ApiError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Request {
-    user: String,
+    user: Option<String>,
     #[serde(default = "default_k")]
     k: usize,
     #[serde(default = "default_exclude_seen")]
     exclude_seen: bool,
     at: Option<i64>,
+    /// Candidate keys the user interacted with, oldest first (POST only).
+    #[serde(default)]
+    history: Option<Vec<String>>,
+    /// Query-table values by column (POST only).
+    #[serde(default)]
+    attributes: serde_json::Map<String, Value>,
+}
+
+impl Request {
+    /// The library's request, or a 422 for an attribute of an unusable type.
+    fn to_query(&self) -> Result<train::Request, ApiError> {
+        if self.k > MAX_K {
+            return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("k {}: at most {MAX_K}", self.k)));
+        }
+        let attributes = self
+            .attributes
+            .iter()
+            .map(|(column, value)| {
+                OwnedValue::from_json(value)
+                    .map(|v| (column.clone(), v))
+                    .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("attribute {column:?}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(train::Request {
+            user: self.user.clone(),
+            at: self.at,
+            attributes,
+            history: self.history.clone(),
+            k: self.k,
+            include_seen: !self.exclude_seen,
+        })
+    }
 }
 
 fn default_k() -> usize {
@@ -117,40 +153,31 @@ enum Body {
     One(Request),
 }
 
-fn answer(retriever: &Retriever, request: &Request) -> Result<Value, ApiError> {
-    if request.k > MAX_K {
-        return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("k {}: at most {MAX_K}", request.k)));
-    }
-    let query = UserQuery { user: &request.user, at: request.at, k: request.k, include_seen: !request.exclude_seen };
-    let items = retriever.recommend(&query)?;
-    let items: Vec<Value> = items.iter().map(|r| json!({ "key": r.key, "name": r.name, "score": r.score })).collect();
-    Ok(json!({ "user": request.user, "items": items }))
+fn items_json(items: &[train::Recommendation]) -> Vec<Value> {
+    items.iter().map(|r| json!({ "key": r.key, "name": r.name, "score": r.score })).collect()
 }
 
-/// A batch in one pass (`Retriever::recommend_many`); a bad query gets its own error entry.
+fn answer(retriever: &Retriever, request: &Request) -> Result<Value, ApiError> {
+    let query = request.to_query()?;
+    let items = retriever.answer(std::slice::from_ref(&query)).pop().expect("one answer per query")?;
+    Ok(json!({ "user": request.user, "items": items_json(&items) }))
+}
+
+/// A batch in one pass (`Retriever::answer`); a bad query gets its own error entry.
 fn answer_many(retriever: &Retriever, requests: &[Request]) -> Vec<Value> {
     let error = |r: &Request, e: ApiError| json!({ "user": r.user, "error": e.1, "status": e.0.as_u16() });
-    let too_large = |r: &Request| r.k > MAX_K;
-    let queries: Vec<UserQuery<'_>> = requests
-        .iter()
-        .filter(|r| !too_large(r))
-        .map(|r| UserQuery { user: &r.user, at: r.at, k: r.k, include_seen: !r.exclude_seen })
-        .collect();
-    let mut answers = retriever.recommend_many(&queries).into_iter();
+    let converted: Vec<Result<train::Request, ApiError>> = requests.iter().map(Request::to_query).collect();
+    let queries: Vec<train::Request> = converted.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
+    let mut answers = retriever.answer(&queries).into_iter();
     requests
         .iter()
-        .map(|r| {
-            if too_large(r) {
-                return error(r, ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("k {}: at most {MAX_K}", r.k)));
-            }
-            match answers.next().expect("one answer per query") {
-                Ok(items) => {
-                    let items: Vec<Value> =
-                        items.iter().map(|i| json!({ "key": i.key, "name": i.name, "score": i.score })).collect();
-                    json!({ "user": r.user, "items": items })
-                }
+        .zip(converted)
+        .map(|(r, converted)| match converted {
+            Err(e) => error(r, e),
+            Ok(_) => match answers.next().expect("one answer per query") {
+                Ok(items) => json!({ "user": r.user, "items": items_json(&items) }),
                 Err(e) => error(r, ApiError::from(e)),
-            }
+            },
         })
         .collect()
 }
@@ -160,6 +187,12 @@ async fn recommend_get(
     query: Result<Query<Request>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(request) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if request.user.is_none() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "GET /recommend needs ?user=ID (POST a history for a new user)".into(),
+        ));
+    }
     Ok(Json(answer(&served.current(), &request)?))
 }
 
@@ -193,6 +226,9 @@ async fn model_info(State(served): State<Arc<Served>>) -> Json<Value> {
         "generation": served.generation.load(Ordering::SeqCst),
         "experiment": file.config.name,
         "config": file.config,
+        "spec": file.config.to_toml(),
+        "query_features": file.features.query.iter().map(|f| json!({ "name": f.name, "column": f.column })).collect::<Vec<_>>(),
+        "candidate_features": file.features.candidate.iter().map(|f| json!({ "name": f.name, "column": f.column })).collect::<Vec<_>>(),
         "features_fitted_on": file.features.fitted_on,
         "catalogue": file.catalogue.len(),
         "users": file.users.len(),

@@ -75,16 +75,39 @@ fn post_huge_body(base: &str) -> u16 {
     }
 }
 
+/// User id, time and the user's history in the query tower; title and its words in the
+/// candidate tower.
+const SPEC: &str = r#"
+name = "with-history"
+batch_size = 256
+epochs = 1
+learning_rate = 0.1
+[model]
+embedding_dim = 8
+[model.query]
+layers = [8]
+features = [
+  { kind = "id", column = "$key" },
+  { kind = "bucketized", column = "$timestamp", boundaries = { linspace = 20 } },
+  { kind = "history", length = 10 },
+]
+[model.candidate]
+layers = [8]
+features = [{ kind = "id", column = "title" }, { kind = "text", column = "title" }]
+"#;
+
 fn train(scratch: &Scratch, out: &str, seed: &str) -> std::path::PathBuf {
     let dir = scratch.0.join(out);
+    let spec = scratch.0.join("spec.toml");
+    std::fs::write(&spec, SPEC).unwrap();
     let output = twotower(&[
         "train",
         "--data",
         scratch.0.to_str().unwrap(),
         "--out",
         dir.to_str().unwrap(),
-        "--experiment",
-        "basic",
+        "--config",
+        spec.to_str().unwrap(),
         "--epochs",
         "1",
         "--batch-size",
@@ -129,6 +152,33 @@ fn the_server_answers_refuses_reloads_and_shuts_down() {
     assert_eq!(status, 200);
     assert_eq!(batch["results"][0]["items"].as_array().unwrap().len(), 10);
     assert_eq!(batch["results"][1]["status"], 404);
+
+    // A user the model never saw, described by its history: answered, and the history excluded.
+    let (status, fresh) = post(&format!("{base}/recommend"), r#"{"history": ["1", "4", "7"], "k": 5}"#);
+    assert_eq!(status, 200, "{fresh}");
+    let keys: Vec<&str> = fresh["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), 5);
+    assert!(keys.iter().all(|k| !["1", "4", "7"].contains(k)), "{keys:?}");
+    let (status, named) =
+        post(&format!("{base}/recommend"), r#"{"user": "brand-new", "history": ["1", "4", "7"], "k": 5}"#);
+    assert_eq!((status, &named["items"]), (200, &fresh["items"]), "an unknown key is the OOV id either way");
+    let (status, different) = post(&format!("{base}/recommend"), r#"{"history": ["2", "5"], "k": 5}"#);
+    assert_eq!(status, 200);
+    assert_ne!(different["items"], fresh["items"], "the history personalises");
+    for (body, expected, needle) in [
+        (r#"{"history": ["no-such-item"]}"#, 422, "history item \"no-such-item\""),
+        (r#"{"history": ["1"], "attributes": {"occupation": "writer"}}"#, 422, "the model reads no such column"),
+        (r#"{"user": "3", "attributes": {"occupation": {"a": 1}}}"#, 422, "attribute \"occupation\""),
+        (r#"{"k": 3}"#, 422, "names no user"),
+        (r#"{"user": "nobody"}"#, 404, "not a user of this model"),
+    ] {
+        let (status, answer) = post(&format!("{base}/recommend"), body);
+        assert_eq!(status, expected, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(needle), "{body}: {answer}");
+    }
+    let (status, info) = get(&format!("{base}/model"));
+    assert_eq!(status, 200);
+    assert!(info["spec"].as_str().unwrap().contains("kind = \"history\""), "{info}");
 
     // Bad requests: JSON errors with the right status, never a 500.
     for (url, expected) in [
