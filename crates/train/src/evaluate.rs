@@ -114,6 +114,36 @@ pub fn popularity_split(data: &Encoded, train_rows: &[usize], rows: &[usize], se
     report(queries.view(), catalogue.view(), data, rows, seen)
 }
 
+/// The EASE baseline (Steck 2019) on interactions `rows`: item-item weights fitted in closed form
+/// on each user's training items (catalogue rows) with ridge `lambda`; a query scores every row
+/// by the weights of its user's training items.
+///
+/// # Errors
+/// [`eval::EaseError`] for catalogues beyond [`eval::EASE_MAX_ITEMS`] or a bad `lambda`.
+pub fn ease_split(
+    data: &Encoded,
+    train_rows: &[usize],
+    rows: &[usize],
+    seen: &SeenRows,
+    lambda: f64,
+) -> Result<SplitReport, eval::EaseError> {
+    let n = data.n_candidates();
+    let mut items: Vec<Vec<u32>> = vec![Vec::new(); data.n_users()];
+    for &r in train_rows {
+        items[data.user[r] as usize].push(data.candidate_row[r]);
+    }
+    let ease = eval::Ease::fit(&items, n, lambda)?;
+    // score(u, j) = Σ_i X_ui B_ij: queries are the users' binary item rows, the catalogue is Bᵀ.
+    let mut queries = Array2::<f32>::zeros((rows.len(), n));
+    for (mut query, &r) in queries.rows_mut().into_iter().zip(rows) {
+        for &item in &items[data.user[r] as usize] {
+            query[item as usize] = 1.0;
+        }
+    }
+    let catalogue = ease.weights.t().as_standard_layout().into_owned();
+    Ok(report(queries.view(), catalogue.view(), data, rows, seen))
+}
+
 fn report(
     queries: ndarray::ArrayView2<'_, f32>,
     catalogue: ndarray::ArrayView2<'_, f32>,

@@ -40,7 +40,9 @@ pub use config::{ConfigError, Shuffle, TrainConfig, ValidTrainConfig, MAX_BATCH_
 pub use encode::{
     ColumnIssue, Encoded, EncodedColumn, EncodedInput, FeatureError, FitScope, FittedFeatures, FittedInput,
 };
-pub use evaluate::{embed_catalogue, embed_queries, evaluate_split, popularity_split, Metrics, SeenRows, SplitReport};
+pub use evaluate::{
+    ease_split, embed_catalogue, embed_queries, evaluate_split, popularity_split, Metrics, SeenRows, SplitReport,
+};
 pub use experiments::Experiment;
 pub use fitted::{Encoding, FittedFeature, Value};
 pub use guard::{TrainError, GRADIENT_LIMIT};

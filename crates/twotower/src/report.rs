@@ -20,6 +20,10 @@ pub struct RunReport {
     pub train: SplitReport,
     pub popularity_test: SplitReport,
     pub popularity_train: SplitReport,
+    /// The EASE baseline on test, or why it was not fitted.
+    pub ease_test: Result<SplitReport, String>,
+    /// EASE's ridge λ.
+    pub ease_lambda: f64,
     pub history: Vec<EpochRecord>,
     pub train_seconds: f64,
     pub eval_seconds: f64,
@@ -43,6 +47,10 @@ impl RunReport {
                 "test": self.popularity_test.all,
                 "test_seen_filtered": self.popularity_test.seen_filtered,
                 "train": self.popularity_train.all,
+            },
+            "ease": match &self.ease_test {
+                Ok(r) => json!({ "lambda": self.ease_lambda, "test": r.all, "test_seen_filtered": r.seen_filtered }),
+                Err(why) => json!({ "skipped": why }),
             },
             "history": self.history,
             "seconds": { "train": self.train_seconds, "eval": self.eval_seconds, "wall": self.wall_seconds },
@@ -98,7 +106,7 @@ pub fn print_table(runs: &[RunReport]) {
     let Some(first) = runs.first() else { return };
     let mean =
         |f: &MetricsOf, k: usize| runs.iter().map(|r| f(r).at(k).unwrap_or(0.0)).sum::<f64>() / runs.len() as f64;
-    let rows: [(&str, &MetricsOf); 6] = [
+    let mut rows: Vec<(&str, &MetricsOf)> = vec![
         ("model, test", &|r| &r.test.all),
         ("model, test, seen-filtered", &|r| &r.test.seen_filtered),
         ("model, train", &|r| &r.train.all),
@@ -106,6 +114,13 @@ pub fn print_table(runs: &[RunReport]) {
         ("popularity, test, seen-filtered", &|r| &r.popularity_test.seen_filtered),
         ("popularity, train", &|r| &r.popularity_train.all),
     ];
+    if first.validation.is_some() {
+        rows.insert(2, ("model, validation", &|r| &r.validation.as_ref().expect("checked").all));
+    }
+    if first.ease_test.is_ok() {
+        rows.push(("EASE, test", &|r| &r.ease_test.as_ref().expect("checked").all));
+        rows.push(("EASE, test, seen-filtered", &|r| &r.ease_test.as_ref().expect("checked").seen_filtered));
+    }
     println!();
     println!(
         "{} ({} seed{}; {}):",
@@ -124,6 +139,9 @@ pub fn print_table(runs: &[RunReport]) {
             print!(" {:>7.4}", mean(metrics, k));
         }
         println!();
+    }
+    if let Err(why) = &first.ease_test {
+        println!("  EASE baseline: {why}");
     }
     let train_s = runs.iter().map(|r| r.train_seconds).sum::<f64>() / runs.len() as f64;
     let eval_s = runs.iter().map(|r| r.eval_seconds).sum::<f64>() / runs.len() as f64;

@@ -9,8 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use train::spec::{Boundaries, FeatureKind, FeatureSpec, TIMESTAMP};
 use train::{
-    evaluate_split, popularity_split, Encoded, EpochRecord, Experiment, FittedFeatures, ModelFile, Observer, SeenRows,
-    TrainConfig, Trainer,
+    ease_split, evaluate_split, popularity_split, Encoded, EpochRecord, Experiment, FittedFeatures, ModelFile, Observer,
+    SeenRows, SplitReport, TrainConfig, Trainer,
 };
 
 use train::fs::{write_atomic, RunDir};
@@ -75,6 +75,9 @@ pub struct TrainArgs {
     /// Keep only the N hardest in-batch negatives per query (TFRS num_hard_negatives).
     #[arg(long)]
     num_hard_negatives: Option<usize>,
+    /// Ridge λ of the EASE baseline printed beside the model (Steck 2019).
+    #[arg(long, default_value_t = 500.0)]
+    ease_lambda: f64,
     /// Validate every N epochs.
     #[arg(long)]
     validation_freq: Option<usize>,
@@ -108,6 +111,7 @@ impl TrainArgs {
 
         let out_root = self.out.clone().unwrap_or_else(|| PathBuf::from("runs"));
         let mut deep_runs = Vec::new();
+        let mut ease: Option<Result<SplitReport, String>> = None;
         for spec in &specs {
             let mut spec = spec.clone();
             columns.apply(&mut spec.model);
@@ -125,6 +129,12 @@ impl TrainArgs {
                 popularity_split(&encoded, &split.train, &split.test, &seen),
                 popularity_split(&encoded, &split.train, &split.train, &seen),
             );
+            // EASE sees catalogue rows and users only, so one fit serves every spec.
+            let ease_test = ease
+                .get_or_insert_with(|| {
+                    ease_split(&encoded, &split.train, &split.test, &seen, self.ease_lambda).map_err(|e| e.to_string())
+                })
+                .clone();
             // One spec's directory is written as a unit: staged, then swapped into place.
             let base_out = match (&self.out, specs.len()) {
                 (Some(out), 1) => out.clone(),
@@ -173,6 +183,8 @@ impl TrainArgs {
                     train: train_report,
                     popularity_test: popularity.0.clone(),
                     popularity_train: popularity.1.clone(),
+                    ease_test: ease_test.clone(),
+                    ease_lambda: self.ease_lambda,
                     history,
                     train_seconds,
                     eval_seconds,
