@@ -9,8 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use train::spec::{Boundaries, FeatureKind, FeatureSpec, TIMESTAMP};
 use train::{
-    ease_split, evaluate_split, popularity_split, Encoded, EpochRecord, Experiment, FittedFeatures, ModelFile, Observer,
-    SeenRows, SplitReport, TrainConfig, Trainer,
+    ease_split, evaluate_split, popularity_split, Encoded, EpochRecord, Experiment, FittedFeatures, ModelFile,
+    Observer, SeenRows, SplitReport, TrainConfig, Trainer,
 };
 
 use train::fs::{write_atomic, RunDir};
@@ -161,7 +161,8 @@ impl TrainArgs {
                 };
                 let started = Instant::now();
                 let mut trainer = Trainer::new(config, shapes.clone());
-                let mut progress = Progress::new(trainer.config());
+                let validates_on = if split.validation.is_empty() { "test" } else { "validation" };
+                let mut progress = Progress::new(trainer.config(), validates_on);
                 let history = trainer.fit(&encoded, &split, &mut progress);
                 progress.bar.finish_and_clear();
                 let history = history.with_context(|| format!("training {name} (seed {seed})"))?;
@@ -332,17 +333,19 @@ fn check_distinct_seeds(seeds: &[u64]) -> anyhow::Result<()> {
 struct Progress {
     bar: ProgressBar,
     epochs: usize,
+    /// What per-epoch validation runs on: `validation` or `test`.
+    validates_on: &'static str,
 }
 
 impl Progress {
-    fn new(config: &TrainConfig) -> Self {
+    fn new(config: &TrainConfig, validates_on: &'static str) -> Self {
         let bar = ProgressBar::new(0).with_style(
             ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches, {msg}, ETA {eta}")
                 .expect("static template")
                 .progress_chars("=> "),
         );
         bar.set_prefix(config.name.clone());
-        Self { bar, epochs: config.epochs }
+        Self { bar, epochs: config.epochs, validates_on }
     }
 }
 
@@ -358,8 +361,9 @@ impl Observer for Progress {
     fn on_epoch(&mut self, record: &EpochRecord) {
         if let Some(v) = &record.validation {
             let line = format!(
-                "  epoch {:>3}: loss sum {:>10.1}, test top-100 {:.4} (seen-filtered {:.4})",
+                "  epoch {:>3}: loss sum {:>10.1}, {} top-100 {:.4} (seen-filtered {:.4})",
                 record.epoch,
+                self.validates_on,
                 record.loss_sum,
                 v.all.at(100).unwrap_or(0.0),
                 v.seen_filtered.at(100).unwrap_or(0.0)

@@ -4,6 +4,7 @@
 mod divergence;
 mod export;
 mod features;
+mod gradients;
 mod model_file;
 mod quality;
 
