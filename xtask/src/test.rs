@@ -4,6 +4,7 @@
 //! 2. Every test of the workspace on the pure-Rust matmul (`--exclude benches`, whose crate
 //!    always links OpenBLAS), with the optional Parquet reader on (`dataset/parquet`).
 //! 3. Every test again with OpenBLAS (`--features tensor/blas,dataset/parquet`).
+//! 4. Every crate's `examples/` program, run to completion (each asserts what it shows).
 //!
 //! Tests that need the real MovieLens data read `MOVIELENS_DIR`. When it is set, xtask makes them
 //! mandatory (`REQUIRE_MOVIELENS=1`): a missing file then fails the run instead of skipping.
@@ -51,6 +52,12 @@ pub fn run(mut args: Vec<String>) -> anyhow::Result<()> {
             .envs(data_env.iter().cloned());
         step("tests, OpenBLAS", &mut blas)?;
     }
+    for (package, example) in EXAMPLES {
+        step(
+            &format!("example {package}/{example}"),
+            cargo().args(["run", "--quiet", "--release", "--package", package, "--example", example]),
+        )?;
+    }
     match data_env.is_empty() {
         true => println!(
             "xtask: all passed; golden parity against the real MovieLens data was SKIPPED (MOVIELENS_DIR not set)"
@@ -59,6 +66,10 @@ pub fn run(mut args: Vec<String>) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The library crates' example programs: `(package, example)`.
+const EXAMPLES: [(&str, &str); 4] =
+    [("features", "vocabulary"), ("towers", "tower_backward"), ("retrieval", "loss"), ("eval", "index")];
 
 /// `MOVIELENS_DIR` (made absolute, checked) and `REQUIRE_MOVIELENS=1`, or nothing when unset.
 fn data_environment(require_data: bool) -> anyhow::Result<Vec<(String, String)>> {
