@@ -10,6 +10,8 @@
 //!   and a duplicate of the true row ties with it exactly ([`ScoreKernel`] lets tests swap in a
 //!   perturbed kernel to check that).
 //! * [`popularity_scores`]: the baseline that ranks every candidate by its training count.
+//! * `HnswIndex` (feature `ann`): approximate top-k by inner product on an HNSW graph, for
+//!   catalogues where exact search is too slow; scores are exact, membership approximate.
 //! * [`Ease`]: the closed-form item-item baseline of Steck (2019), for catalogues up to 20 000.
 //!
 //! Everything here sees arrays and row indices only: no model, no MovieLens.
@@ -27,6 +29,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "ann")]
+mod ann;
 mod ease;
 mod exact;
 mod index;
@@ -34,6 +38,8 @@ mod kernel;
 mod metric;
 mod popularity;
 
+#[cfg(feature = "ann")]
+pub use ann::{AnnConfig, HnswIndex};
 pub use ease::{Ease, EaseError, MAX_ITEMS as EASE_MAX_ITEMS};
 pub use exact::exact_score;
 pub use index::{BruteForceIndex, Neighbours};

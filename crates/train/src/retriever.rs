@@ -25,6 +25,9 @@ const USER_CHUNK: usize = 4096;
 pub struct Retriever {
     file: ModelFile,
     index: BruteForceIndex,
+    /// The approximate index, when asked for ([`Retriever::use_ann`]).
+    #[cfg(feature = "ann")]
+    ann: Option<eval::HnswIndex>,
     user_index: HashMap<String, u32>,
     item_index: HashMap<String, u32>,
     rows_of_identity: HashMap<u32, Vec<u32>>,
@@ -71,7 +74,33 @@ impl Retriever {
         for (row, &identity) in file.catalogue.identity.iter().enumerate() {
             rows_of_identity.entry(identity).or_default().push(row as u32);
         }
-        Self { file, index, user_index, item_index, rows_of_identity }
+        Self {
+            file,
+            index,
+            #[cfg(feature = "ann")]
+            ann: None,
+            user_index,
+            item_index,
+            rows_of_identity,
+        }
+    }
+
+    /// Answers from now on with an approximate HNSW index over the catalogue (built here, on
+    /// every core): for catalogues where exact search is too slow. Scores stay exact; which items
+    /// make the list is approximate (see `eval::HnswIndex`).
+    #[cfg(feature = "ann")]
+    pub fn use_ann(&mut self, config: eval::AnnConfig) {
+        let rows: Vec<u32> = (0..self.file.catalogue.len() as u32).collect();
+        self.ann = Some(eval::HnswIndex::build(self.index.candidates().to_owned(), rows, config));
+    }
+
+    /// Top-k through the approximate index if one is in use, else exactly.
+    fn top_k(&self, queries: ndarray::ArrayView2<'_, f32>, k: usize, exclusions: &[Vec<u32>]) -> Vec<eval::Neighbours> {
+        #[cfg(feature = "ann")]
+        if let Some(ann) = &self.ann {
+            return ann.top_k(queries, k, Some(exclusions));
+        }
+        self.index.top_k(queries, k, Some(exclusions))
     }
 
     /// The model file.
@@ -129,7 +158,7 @@ impl Retriever {
         let embedded = self.embed_resolved(&encoded);
         let exclusions: Vec<Vec<u32>> = encoded.iter().map(|r| r.exclusions.clone()).collect();
         let k_max = valid.iter().map(|&i| requests[i].k).max().unwrap_or(1);
-        let tops = self.index.top_k(embedded.view(), k_max, Some(&exclusions));
+        let tops = self.top_k(embedded.view(), k_max, &exclusions);
         for (&i, top) in valid.iter().zip(tops) {
             let items = top
                 .rows

@@ -4,6 +4,8 @@
 //! mode with OpenBLAS. Each subcommand lives in its own module and implements `run`.
 
 mod bench;
+#[cfg(feature = "ann")]
+mod bench_ann;
 mod data;
 mod export;
 mod plot;
@@ -31,6 +33,9 @@ enum Command {
     Recommend(recommend::RecommendArgs),
     /// A short fixed benchmark of the deep [64, 32] model; writes bench.json.
     Bench(bench::BenchArgs),
+    /// The approximate HNSW index against exact search on a synthetic catalogue; writes ann.json.
+    #[cfg(feature = "ann")]
+    BenchAnn(bench_ann::AnnBenchArgs),
     /// Candidate and user embeddings as .npy with keys, and as Qdrant points.
     Export(export::ExportArgs),
     /// Recommendations over HTTP (JSON), with reload on SIGHUP and graceful shutdown.
@@ -46,6 +51,8 @@ fn main() {
         Command::Train(args) => args.run(),
         Command::Recommend(args) => args.run(),
         Command::Bench(args) => args.run(),
+        #[cfg(feature = "ann")]
+        Command::BenchAnn(args) => args.run(),
         Command::Export(args) => args.run(),
         #[cfg(feature = "serve")]
         Command::Serve(args) => args.run(),

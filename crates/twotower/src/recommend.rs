@@ -24,12 +24,21 @@ pub struct RecommendArgs {
     /// Unix time of the query, for models with timestamp features (default: the latest rating).
     #[arg(long, allow_negative_numbers = true)]
     at: Option<i64>,
+    /// Search an approximate HNSW index with this search width (ef) instead of the exact index.
+    #[cfg(feature = "ann")]
+    #[arg(long, value_name = "EF", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    ann: Option<u32>,
 }
 
 impl RecommendArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let file = ModelFile::load(&self.model).context("loading the model")?;
-        let retriever = Retriever::new(file);
+        #[allow(unused_mut)]
+        let mut retriever = Retriever::new(file);
+        #[cfg(feature = "ann")]
+        if let Some(ef) = self.ann {
+            retriever.use_ann(eval::AnnConfig { ef_search: ef as usize, ..eval::AnnConfig::default() });
+        }
         let query = UserQuery { user: &self.user, at: self.at, k: self.k, include_seen: self.include_seen };
         let top = retriever.recommend(&query).context("recommend")?;
         let n_seen = retriever.seen(retriever.user_index(&self.user)?).len();

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Where to listen for `POST /admin/reload`; must be a loopback address.
     #[arg(long, default_value = "127.0.0.1:0")]
     admin_addr: SocketAddr,
+    /// Serve from an approximate HNSW index with this search width (ef), rebuilt on reload.
+    #[cfg(feature = "ann")]
+    #[arg(long, value_name = "EF", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    ann: Option<u32>,
 }
 
 /// The model being served, swapped whole on reload.
@@ -61,6 +65,19 @@ struct Served {
     retriever: RwLock<Arc<Retriever>>,
     model_path: PathBuf,
     generation: AtomicU64,
+    /// The HNSW search width when serving approximately.
+    ann: Option<u32>,
+}
+
+/// A retriever over `file`, with its approximate index when `ann` asks for one.
+#[allow(unused_variables, unused_mut)]
+fn retriever(file: ModelFile, ann: Option<u32>) -> Retriever {
+    let mut retriever = Retriever::new(file);
+    #[cfg(feature = "ann")]
+    if let Some(ef) = ann {
+        retriever.use_ann(eval::AnnConfig { ef_search: ef as usize, ..eval::AnnConfig::default() });
+    }
+    retriever
 }
 
 impl Served {
@@ -71,7 +88,7 @@ impl Served {
     /// Loads the model file again; the old model keeps serving if it fails.
     fn reload(&self) -> Result<u64, String> {
         let file = ModelFile::load(&self.model_path).map_err(|e| e.to_string())?;
-        let retriever = Arc::new(Retriever::new(file));
+        let retriever = Arc::new(retriever(file, self.ann));
         *self.retriever.write().unwrap_or_else(std::sync::PoisonError::into_inner) = retriever;
         Ok(self.generation.fetch_add(1, Ordering::SeqCst) + 1)
     }
@@ -233,6 +250,7 @@ async fn model_info(State(served): State<Arc<Served>>) -> Json<Value> {
         "catalogue": file.catalogue.len(),
         "users": file.users.len(),
         "dim": retriever.catalogue_embeddings().ncols(),
+        "index": match served.ann { Some(ef) => json!({ "kind": "hnsw", "ef_search": ef }), None => json!({ "kind": "exact" }) },
     }))
 }
 
@@ -275,10 +293,15 @@ impl ServeArgs {
             anyhow::bail!("--admin-addr {}: must be a loopback address (127.0.0.1 or ::1)", self.admin_addr);
         }
         let file = ModelFile::load(&self.model).context("loading the model")?;
+        #[cfg(feature = "ann")]
+        let ann = self.ann;
+        #[cfg(not(feature = "ann"))]
+        let ann = None;
         let served = Arc::new(Served {
-            retriever: RwLock::new(Arc::new(Retriever::new(file))),
+            retriever: RwLock::new(Arc::new(retriever(file, ann))),
             model_path: self.model.clone(),
             generation: AtomicU64::new(1),
+            ann,
         });
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
         runtime.block_on(async move {

@@ -114,6 +114,12 @@ fn a_rerun_replaces_metrics_and_model_together_and_recommend_checks_its_flags() 
     assert!(!far.status.success() && stderr(&far).contains("expected a Unix time between"), "{}", stderr(&far));
     let negative = recommend(&["--at", "-5"]);
     assert!(!negative.status.success(), "{}", stderr(&negative));
+    // The approximate index searching wider than the 30-item catalogue finds the exact list.
+    let exact = recommend(&["-k", "8"]);
+    let approximate = recommend(&["-k", "8", "--ann", "64"]);
+    assert!(approximate.status.success(), "{}", stderr(&approximate));
+    assert_eq!(String::from_utf8_lossy(&approximate.stdout), String::from_utf8_lossy(&exact.stdout));
+    assert!(!recommend(&["--ann", "0"]).status.success(), "a search width of 0 is refused");
 
     let mut bytes = std::fs::read(out.join("model.bin")).unwrap();
     let last = bytes.len() - 1;
