@@ -10,6 +10,7 @@
 //! cargo xtask recommend [flags]              top titles for a user from a saved model
 //! cargo xtask bench [flags]                  fixed benchmark workload → bench.json
 //! cargo xtask bench-ann [flags]              HNSW against exact search, 1M synthetic items → ann.json
+//! cargo xtask bench-scale [flags]            the preset on 25M synthetic ratings → scale.json
 //! cargo xtask export --model F --out DIR     embeddings as .npy + keys, and Qdrant points
 //! cargo xtask serve --model F --addr H:P     the HTTP recommender
 //! cargo xtask test                           fmt, clippy, tidy, every test with and without BLAS
@@ -27,7 +28,9 @@ fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let command = if args.is_empty() { String::from("help") } else { args.remove(0) };
     let result = match command.as_str() {
-        "train" | "recommend" | "bench" | "bench-ann" | "export" | "serve" => run::twotower(&command, args),
+        "train" | "recommend" | "bench" | "bench-ann" | "bench-scale" | "export" | "serve" => {
+            run::twotower(&command, args)
+        }
         "test" => test::run(args),
         "tidy" => tidy::check(&project_root()),
         "help" | "--help" | "-h" => {
@@ -47,6 +50,7 @@ const HELP: &str = "usage: cargo xtask <command> [flags]
   recommend  top titles for a user from a saved model
   bench      fixed benchmark of the deep [64, 32] model, writes bench.json
   bench-ann  the approximate index against exact search on 1M synthetic items, writes ann.json
+  bench-scale  the MovieLens 100k preset on 25M synthetic ratings (epoch, evaluation, memory), writes scale.json
   export     a model's embeddings as .npy with keys, and as Qdrant points (--model FILE --out DIR)
   serve      recommendations over HTTP (--model FILE --addr HOST:PORT)
   test       fmt, clippy, tidy and every test, with and without BLAS

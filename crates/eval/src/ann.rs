@@ -7,9 +7,13 @@
 //!
 //! ```text
 //! c' = [c, sqrt(M² − ‖c‖²)]   (M = the largest candidate norm: every c' has norm M)
-//! q' = [q, 0]
-//! ‖q' − c'‖² = ‖q‖² + M² − 2 q·c   so the nearest c' is the largest q·c
+//! q' = [q · M/‖q‖, 0]          (scaling a query does not change its ranking)
+//! ‖q' − c'‖² = 2M² − 2 (M/‖q‖) q·c   so the nearest c' is the largest q·c
 //! ```
+//!
+//! Scaling the query onto the sphere the candidates lie on keeps it near the data the graph was
+//! built on; with `q' = [q, 0]` the search starts far from the sphere and recall at one million
+//! items fell below 0.4 at the same search width.
 //!
 //! Why `hnsw_rs`: pure Rust (no C++ toolchain, unlike `usearch`), maintained, with parallel
 //! insertion; its dot distance assumes normalised vectors, which two-tower embeddings are not,
@@ -38,7 +42,7 @@ pub struct AnnConfig {
 
 impl Default for AnnConfig {
     fn default() -> Self {
-        Self { max_connections: 16, ef_construction: 100, ef_search: 50 }
+        Self { max_connections: 32, ef_construction: 200, ef_search: 100 }
     }
 }
 
@@ -48,6 +52,8 @@ pub struct HnswIndex {
     candidates: Array2<f32>,
     ids: Vec<u32>,
     config: AnnConfig,
+    /// `M`, the largest candidate norm.
+    max_norm: f64,
 }
 
 impl std::fmt::Debug for HnswIndex {
@@ -82,7 +88,7 @@ impl HnswIndex {
         let graph = Hnsw::new(config.max_connections, n.max(1), layers, config.ef_construction, DistL2 {});
         let with_ids: Vec<(&[f32], usize)> = augmented.iter().enumerate().map(|(i, v)| (v.as_slice(), i)).collect();
         graph.parallel_insert_slice(&with_ids);
-        Self { graph, candidates, ids, config }
+        Self { graph, candidates, ids, config, max_norm: max_squared.sqrt() }
     }
 
     /// Number of catalogue rows.
@@ -132,7 +138,9 @@ impl HnswIndex {
                     return Neighbours::default();
                 }
                 let query = queries.row(i);
-                let mut augmented = query.to_vec();
+                let norm = query.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+                let scale = if norm > 0.0 { (self.max_norm / norm) as f32 } else { 1.0 };
+                let mut augmented: Vec<f32> = query.iter().map(|&v| v * scale).collect();
                 augmented.push(0.0);
                 let found = self.graph.search(&augmented, want, self.config.ef_search.max(want));
                 let mut scored: Vec<(f64, u32)> = found

@@ -11,8 +11,9 @@ use crate::encode::{EncodedColumn, EncodedInput};
 use crate::fitted::Encoding;
 use crate::{Encoded, Shuffle};
 
-/// Yields the order of training rows for each epoch.
-#[derive(Debug, Clone)]
+/// Yields the order of training rows for each epoch (serialisable, so a checkpoint resumes the
+/// same sequence of batches).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Shuffler {
     order: Vec<usize>,
     mode: Shuffle,

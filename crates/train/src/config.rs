@@ -74,6 +74,10 @@ pub struct TrainConfig {
     /// batch, appended to the in-batch candidates as extra negatives.
     #[serde(default)]
     pub mixed_negatives: Option<usize>,
+    /// Per-epoch validation on a seeded sample of this many validation interactions instead of
+    /// all of them (for large data; the final evaluation is always complete). Reports say so.
+    #[serde(default)]
+    pub validation_sample: Option<usize>,
     /// Compute factorized top-k on every training batch, before its update (basic tutorial).
     #[serde(default)]
     pub batch_metrics: bool,
@@ -121,6 +125,9 @@ pub enum ConfigError {
         /// How many.
         found: usize,
     },
+    /// `validation_sample` is 0.
+    #[error("validation sample must be at least 1 interaction")]
+    ZeroValidationSample,
     /// `mixed_negatives` is 0 or more than a batch of logits can hold.
     #[error("mixed_negatives {0}: expected 1 to {MAX_BATCH_SIZE}")]
     MixedNegatives(usize),
@@ -177,6 +184,9 @@ impl TrainConfig {
         }
         if self.validation_freq == Some(0) {
             return Err(ConfigError::ZeroValidationFreq);
+        }
+        if self.validation_sample == Some(0) {
+            return Err(ConfigError::ZeroValidationSample);
         }
         if let Some(m) = self.mixed_negatives.filter(|&m| m == 0 || m > MAX_BATCH_SIZE) {
             return Err(ConfigError::MixedNegatives(m));

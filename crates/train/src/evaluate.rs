@@ -34,8 +34,24 @@ impl Serialize for Metrics {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Metrics {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, f64>::deserialize(deserializer)?;
+        let mut metrics = Vec::with_capacity(map.len());
+        for (key, accuracy) in map {
+            let k = key
+                .strip_prefix("top_")
+                .and_then(|k| k.parse().ok())
+                .ok_or_else(|| serde::de::Error::custom(format!("metric {key:?}: expected top_K")))?;
+            metrics.push((k, accuracy));
+        }
+        metrics.sort_by_key(|&(k, _)| k);
+        Ok(Self(metrics))
+    }
+}
+
 /// The metrics of one split.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SplitReport {
     /// Ranked against every catalogue row (the TFRS number).
     pub all: Metrics,
@@ -99,10 +115,52 @@ pub fn embed_queries(model: &TwoTower, data: &Encoded, rows: &[usize], cache: &m
 }
 
 /// Factorized top-k of `model` on interactions `rows`, over all catalogue rows.
+///
+/// Memory stays bounded whatever the number of rows: queries are embedded and ranked in chunks
+/// of [`EVAL_CHUNK`] rows (their embeddings and exclusion lists exist for one chunk at a time).
 pub fn evaluate_split(model: &TwoTower, data: &Encoded, rows: &[usize], seen: &SeenRows) -> SplitReport {
     let catalogue = embed_catalogue(model, data, &mut TowerCache::default());
-    let queries = embed_queries(model, data, rows, &mut TowerCache::default());
-    report(queries.view(), catalogue.view(), data, rows, seen)
+    let mut cache = TowerCache::default();
+    let mut ranks = Ranks::default();
+    for chunk in rows.chunks(EVAL_CHUNK) {
+        let queries = embed_queries(model, data, chunk, &mut cache);
+        ranks.add(queries.view(), catalogue.view(), data, chunk, seen);
+    }
+    ranks.report()
+}
+
+/// Interactions embedded and ranked at once by [`evaluate_split`].
+pub const EVAL_CHUNK: usize = 65_536;
+
+/// Ranks collected chunk by chunk.
+#[derive(Default)]
+struct Ranks {
+    all: Vec<u32>,
+    seen_filtered: Vec<u32>,
+}
+
+impl Ranks {
+    fn add(
+        &mut self,
+        queries: ndarray::ArrayView2<'_, f32>,
+        catalogue: ndarray::ArrayView2<'_, f32>,
+        data: &Encoded,
+        rows: &[usize],
+        seen: &SeenRows,
+    ) {
+        let (all, seen_filtered) = ranks(queries, catalogue, data, rows, seen);
+        self.all.extend(all);
+        self.seen_filtered.extend(seen_filtered);
+    }
+
+    fn report(&self) -> SplitReport {
+        let metrics = |ranks: &[u32]| {
+            let mut metric = FactorizedTopK::new(&TFRS_KS);
+            metric.update(ranks);
+            Metrics(metric.accuracies())
+        };
+        SplitReport { all: metrics(&self.all), seen_filtered: metrics(&self.seen_filtered) }
+    }
 }
 
 /// The popularity baseline on interactions `rows`: every query scores each candidate by its
@@ -110,8 +168,11 @@ pub fn evaluate_split(model: &TwoTower, data: &Encoded, rows: &[usize], seen: &S
 pub fn popularity_split(data: &Encoded, train_rows: &[usize], rows: &[usize], seen: &SeenRows) -> SplitReport {
     let counts = popularity_scores(&data.candidate_identity, train_rows.iter().map(|&r| data.candidate_row[r]));
     let catalogue = counts.into_shape_with_order((data.n_candidates(), 1)).expect("one column");
-    let queries = Array2::ones((rows.len(), 1));
-    report(queries.view(), catalogue.view(), data, rows, seen)
+    let mut ranks = Ranks::default();
+    for chunk in rows.chunks(EVAL_CHUNK) {
+        ranks.add(Array2::ones((chunk.len(), 1)).view(), catalogue.view(), data, chunk, seen);
+    }
+    ranks.report()
 }
 
 /// The EASE baseline (Steck 2019) on interactions `rows`: item-item weights fitted in closed form
@@ -134,23 +195,28 @@ pub fn ease_split(
     }
     let ease = eval::Ease::fit(&items, n, lambda)?;
     // score(u, j) = Σ_i X_ui B_ij: queries are the users' binary item rows, the catalogue is Bᵀ.
-    let mut queries = Array2::<f32>::zeros((rows.len(), n));
-    for (mut query, &r) in queries.rows_mut().into_iter().zip(rows) {
-        for &item in &items[data.user[r] as usize] {
-            query[item as usize] = 1.0;
-        }
-    }
     let catalogue = ease.weights.t().as_standard_layout().into_owned();
-    Ok(report(queries.view(), catalogue.view(), data, rows, seen))
+    let mut ranks = Ranks::default();
+    for chunk in rows.chunks(EVAL_CHUNK / 16) {
+        let mut queries = Array2::<f32>::zeros((chunk.len(), n));
+        for (mut query, &r) in queries.rows_mut().into_iter().zip(chunk) {
+            for &item in &items[data.user[r] as usize] {
+                query[item as usize] = 1.0;
+            }
+        }
+        ranks.add(queries.view(), catalogue.view(), data, chunk, seen);
+    }
+    Ok(ranks.report())
 }
 
-fn report(
+/// Each row's rank over the catalogue, unfiltered and with its user's training rows removed.
+fn ranks(
     queries: ndarray::ArrayView2<'_, f32>,
     catalogue: ndarray::ArrayView2<'_, f32>,
     data: &Encoded,
     rows: &[usize],
     seen: &SeenRows,
-) -> SplitReport {
+) -> (Vec<u32>, Vec<u32>) {
     let true_rows: Vec<u32> = rows.iter().map(|&r| data.candidate_row[r]).collect();
     let exclusions: Vec<Vec<u32>> = rows
         .iter()
@@ -160,11 +226,5 @@ fn report(
             seen.of(data.user[r]).iter().copied().filter(|&row| data.candidate_identity[row as usize] != id).collect()
         })
         .collect();
-    let metrics = |ranks: &[u32]| {
-        let mut metric = FactorizedTopK::new(&TFRS_KS);
-        metric.update(ranks);
-        Metrics(metric.accuracies())
-    };
-    let (all, seen_filtered) = true_rank_unfiltered_and_filtered(queries, catalogue, &true_rows, &exclusions);
-    SplitReport { all: metrics(&all), seen_filtered: metrics(&seen_filtered) }
+    true_rank_unfiltered_and_filtered(queries, catalogue, &true_rows, &exclusions)
 }

@@ -40,6 +40,19 @@ pub enum TrainError {
         /// The run's temperature, if set.
         temperature: Option<f32>,
     },
+    /// A checkpoint is being resumed on other training data than it was written from.
+    #[error("the checkpoint was written for other training data (the training rows, their order or the catalogue differ); resume with the same data, split and flags")]
+    OtherData,
+    /// A checkpoint could not be written.
+    #[error("writing the checkpoint of epoch {epoch} into {}: {problem}", dir.display())]
+    Checkpoint {
+        /// The checkpoint directory.
+        dir: std::path::PathBuf,
+        /// The epoch just completed.
+        epoch: usize,
+        /// The I/O error.
+        problem: String,
+    },
 }
 
 fn temperature_hint(temperature: Option<f32>) -> String {

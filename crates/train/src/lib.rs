@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod batch;
+pub mod checkpoint;
 mod config;
 mod encode;
 mod evaluate;
@@ -36,6 +37,7 @@ pub mod synthetic;
 mod trainer;
 
 pub use batch::{Shuffler, MAX_FEATURES};
+pub use checkpoint::{Checkpoint, CheckpointError};
 pub use config::{ConfigError, Shuffle, TrainConfig, ValidTrainConfig, MAX_BATCH_SIZE, MAX_EPOCHS};
 pub use encode::{
     ColumnIssue, Encoded, EncodedColumn, EncodedInput, FeatureError, FitScope, FittedFeatures, FittedInput,

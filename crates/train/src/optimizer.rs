@@ -9,21 +9,21 @@ use ndarray::{Ix1, Ix2};
 use optim::{Adagrad, AdagradState};
 use towers::{Head, HeadGrads, Tower, TowerGrads, TwoTower};
 
-/// Accumulators for every parameter of a [`TwoTower`].
-#[derive(Debug, Clone, PartialEq)]
+/// Accumulators for every parameter of a [`TwoTower`] (serialisable, for checkpoints).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelOptState {
     query: TowerState,
     candidate: TowerState,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct TowerState {
     /// Per input: the table's accumulator (`None` for inputs without a table).
     inputs: Vec<Option<AdagradState<Ix2>>>,
     head: HeadState,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct HeadState {
     /// Per layer: kernel and bias accumulators.
     layers: Vec<(AdagradState<Ix2>, AdagradState<Ix1>)>,
@@ -49,6 +49,30 @@ impl ModelOptState {
             }
         }
         None
+    }
+
+    /// Whether the accumulators have the shapes of `model`'s parameters (a checkpoint's state
+    /// belongs to its model).
+    pub fn fits(&self, model: &TwoTower) -> bool {
+        let tower_fits = |state: &TowerState, tower: &Tower| {
+            state.inputs.len() == tower.inputs.len()
+                && state.inputs.iter().zip(&tower.inputs).all(|(s, i)| match (s, i.table()) {
+                    (Some(s), Some(t)) => s.accumulator.dim() == t.dim(),
+                    (None, None) => true,
+                    _ => false,
+                })
+                && {
+                    let layers: Vec<_> = tower.head.stack.iter().flat_map(|s| &s.layers).collect();
+                    state.head.layers.len() == layers.len()
+                        && state
+                            .head
+                            .layers
+                            .iter()
+                            .zip(layers)
+                            .all(|((w, b), l)| w.accumulator.dim() == l.w.dim() && b.accumulator.dim() == l.b.dim())
+                }
+        };
+        tower_fits(&self.query, &model.query) && tower_fits(&self.candidate, &model.candidate)
     }
 
     /// One Adagrad step on every parameter (the two towers concurrently).

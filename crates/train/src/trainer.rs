@@ -41,7 +41,7 @@ pub struct BatchProgress {
 }
 
 /// What happened in one epoch.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochRecord {
     /// 1-based epoch.
     pub epoch: usize,
@@ -54,8 +54,12 @@ pub struct EpochRecord {
     pub keras_progress_loss: f64,
     /// Factorized top-k over the epoch's training batches, each before its update (when enabled).
     pub train_batch_metrics: Option<Metrics>,
-    /// Validation on the test split, on validation epochs.
+    /// Validation (on the validation block, else the test split), on validation epochs.
     pub validation: Option<SplitReport>,
+    /// How many interactions that validation ranked: all of them, or a seeded sample
+    /// (`validation_sample`).
+    #[serde(default)]
+    pub validation_rows: usize,
     /// Seconds spent training in this epoch.
     pub train_seconds: f64,
     /// Seconds spent validating after it.
@@ -83,6 +87,54 @@ pub struct Trainer {
     buffers: StepBuffers,
     /// Draws the mixed negatives (its own ChaCha8 stream of the seed).
     negatives_rng: ChaCha8Rng,
+    /// Where the run stands between epochs (created by the first `fit`, or by a checkpoint).
+    progress: Option<FitProgress>,
+    /// Write a checkpoint into this directory every this many epochs.
+    checkpoints: Option<(std::path::PathBuf, usize)>,
+}
+
+/// The state of a run between two epochs, beside the weights and optimizer state: what a
+/// checkpoint needs to continue bit for bit.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct FitProgress {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Batch order (its RNG position and current permutation).
+    pub shuffler: Shuffler,
+    /// Streaming logQ: the estimator and the probability of every identity.
+    pub streaming: Option<(retrieval::StreamingFrequency, Vec<f32>)>,
+    /// The records of the completed epochs.
+    pub history: Vec<EpochRecord>,
+    /// Identifies the training data (see [`data_fingerprint`]).
+    pub data_fingerprint: u32,
+}
+
+/// `rows`, or a seeded sample of `n` of them in ascending order (ChaCha8 stream 3 of `seed`).
+fn sample_rows(rows: &[usize], n: Option<usize>, seed: u64) -> Vec<usize> {
+    match n {
+        Some(n) if n < rows.len() => {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(3);
+            let mut picked: Vec<usize> =
+                rand::seq::index::sample(&mut rng, rows.len(), n).into_iter().map(|i| rows[i]).collect();
+            picked.sort_unstable();
+            picked
+        }
+        _ => rows.to_vec(),
+    }
+}
+
+/// A CRC-32 of what decides the batches: the training rows in order, their candidates and the
+/// catalogue size; a checkpoint resumes only on the data it was written from.
+pub(crate) fn data_fingerprint(data: &Encoded, split: &Split) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    for &r in &split.train {
+        hasher.update(&(r as u64).to_le_bytes());
+        hasher.update(&data.candidate_row[r].to_le_bytes());
+        hasher.update(&data.user[r].to_le_bytes());
+    }
+    hasher.update(&(data.n_candidates() as u64).to_le_bytes());
+    hasher.finalize()
 }
 
 /// The gradients of both towers, reused from step to step.
@@ -108,7 +160,49 @@ impl Trainer {
         let opt_state = ModelOptState::new(&model, &adagrad);
         let mut negatives_rng = ChaCha8Rng::seed_from_u64(config.seed);
         negatives_rng.set_stream(2);
-        Self { model, config, adagrad, opt_state, buffers: StepBuffers::default(), negatives_rng }
+        Self {
+            model,
+            config,
+            adagrad,
+            opt_state,
+            buffers: StepBuffers::default(),
+            negatives_rng,
+            progress: None,
+            checkpoints: None,
+        }
+    }
+
+    /// Writes `dir/checkpoint.bin` (atomically) after every `every` epochs of [`Self::fit`]: the
+    /// weights, the optimizer state, the RNG positions and the history, so that
+    /// [`crate::Checkpoint::resume`] continues exactly where it stopped.
+    pub fn checkpoint_every(&mut self, dir: std::path::PathBuf, every: usize) {
+        self.checkpoints = Some((dir, every.max(1)));
+    }
+
+    /// The parts of a checkpoint (crate-internal; see `checkpoint.rs`).
+    pub(crate) fn parts(&self) -> (&ModelOptState, &ChaCha8Rng, Option<&FitProgress>) {
+        (&self.opt_state, &self.negatives_rng, self.progress.as_ref())
+    }
+
+    /// A trainer rebuilt from checkpoint parts (crate-internal; see `checkpoint.rs`).
+    pub(crate) fn from_parts(
+        config: ValidTrainConfig,
+        model: TwoTower,
+        opt_state: ModelOptState,
+        negatives_rng: ChaCha8Rng,
+        progress: FitProgress,
+    ) -> Self {
+        let adagrad = Adagrad::new(AdagradConfig { learning_rate: config.learning_rate, ..AdagradConfig::default() });
+        Self {
+            model,
+            config,
+            adagrad,
+            opt_state,
+            buffers: StepBuffers::default(),
+            negatives_rng,
+            progress: Some(progress),
+            checkpoints: None,
+        }
     }
 
     /// The configuration.
@@ -222,22 +316,49 @@ impl Trainer {
         let streaming_alpha = self.config.logq_streaming_alpha.filter(|_| self.config.logq);
         let counted = (self.config.logq && streaming_alpha.is_none())
             .then(|| Self::candidate_probability(data, &split.train, n_ids));
-        // Streaming logQ: the estimator, the probability of every id (its prior until seen), and
-        // the ids of the current batch.
-        let mut streaming = streaming_alpha.map(|alpha| {
-            let estimator = retrieval::StreamingFrequency::new(n_ids, alpha);
-            let table = vec![estimator.probability(0); n_ids];
-            (estimator, table, Vec::<u32>::new())
-        });
+        let fingerprint = data_fingerprint(data, split);
+        let mut progress = match self.progress.take() {
+            Some(progress) if progress.data_fingerprint != fingerprint => return Err(TrainError::OtherData),
+            Some(progress) => progress,
+            None => FitProgress {
+                epochs_done: 0,
+                shuffler: Shuffler::new(&split.train, self.config.shuffle, self.config.seed),
+                // Streaming logQ: the estimator and the probability of every id (its prior until seen).
+                streaming: streaming_alpha.map(|alpha| {
+                    let estimator = retrieval::StreamingFrequency::new(n_ids, alpha);
+                    let table = vec![estimator.probability(0); n_ids];
+                    (estimator, table)
+                }),
+                history: Vec::with_capacity(self.config.epochs),
+                data_fingerprint: fingerprint,
+            },
+        };
+        let result = self.run_epochs(data, split, validation_rows, counted.as_deref(), &mut progress, observer);
+        let history = progress.history.clone();
+        self.progress = Some(progress);
+        result.map(|()| history)
+    }
+
+    /// Epochs `progress.epochs_done + 1 ..= config.epochs`, checkpointing as asked.
+    fn run_epochs(
+        &mut self,
+        data: &Encoded,
+        split: &Split,
+        validation_rows: &[usize],
+        counted: Option<&[f32]>,
+        progress: &mut FitProgress,
+        observer: &mut dyn Observer,
+    ) -> Result<(), TrainError> {
         let seen = SeenRows::new(data, &split.train);
-        let mut shuffler = Shuffler::new(&split.train, self.config.shuffle, self.config.seed);
+        let validation_rows = sample_rows(validation_rows, self.config.validation_sample, self.config.seed);
+        let validation_rows = &validation_rows[..];
         let mut grads = self.new_grads();
-        let mut history = Vec::with_capacity(self.config.epochs);
+        let mut batch_ids = Vec::<u32>::new();
         let batch_size = self.config.batch_size;
         let n_batches = split.train.len().div_ceil(batch_size);
-        for epoch in 1..=self.config.epochs {
+        for epoch in progress.epochs_done + 1..=self.config.epochs {
             let started = Instant::now();
-            let order = shuffler.next_epoch().to_vec();
+            let order = progress.shuffler.next_epoch().to_vec();
             let mut batch_metric = self.config.batch_metrics.then(|| eval::FactorizedTopK::new(&eval::TFRS_KS));
             let (mut loss_sum, mut last_batch_loss) = (0f64, 0f32);
             for (batch_idx, rows) in order.chunks(batch_size).enumerate() {
@@ -245,15 +366,15 @@ impl Trainer {
                     .as_ref()
                     .map(|_| embed_catalogue(&self.model, data, &mut self.buffers.catalogue_cache));
                 let ranks = catalogue.as_ref().zip(batch_metric.as_mut());
-                if let Some((estimator, table, ids)) = &mut streaming {
-                    ids.clear();
-                    ids.extend(rows.iter().map(|&r| data.candidate_identity[data.candidate_row[r] as usize]));
-                    estimator.observe(ids);
-                    for &id in ids.iter() {
+                if let Some((estimator, table)) = &mut progress.streaming {
+                    batch_ids.clear();
+                    batch_ids.extend(rows.iter().map(|&r| data.candidate_identity[data.candidate_row[r] as usize]));
+                    estimator.observe(&batch_ids);
+                    for &id in &batch_ids {
                         table[id as usize] = estimator.probability(id);
                     }
                 }
-                let probability = streaming.as_ref().map(|(_, table, _)| &table[..]).or(counted.as_deref());
+                let probability = progress.streaming.as_ref().map(|(_, table)| &table[..]).or(counted);
                 let loss = self.step_with_ranks(data, rows, probability, &mut grads, ranks);
                 let batch = batch_idx + 1;
                 if let Some(problem) =
@@ -287,14 +408,25 @@ impl Trainer {
                 last_batch_loss,
                 keras_progress_loss: (loss_sum + f64::from(last_batch_loss)) / (n_batches + 1) as f64,
                 train_batch_metrics: batch_metric.map(|m| Metrics(m.accuracies())),
+                validation_rows: if validation.is_some() { validation_rows.len() } else { 0 },
                 validation,
                 train_seconds,
                 eval_seconds: eval_started.elapsed().as_secs_f64(),
             };
             observer.on_epoch(&record);
-            history.push(record);
+            progress.history.push(record);
+            progress.epochs_done = epoch;
+            if let Some((dir, every)) = &self.checkpoints {
+                if epoch % every == 0 && epoch < self.config.epochs {
+                    crate::checkpoint::write(self, progress, dir).map_err(|e| TrainError::Checkpoint {
+                        dir: dir.clone(),
+                        epoch,
+                        problem: e.to_string(),
+                    })?;
+                }
+            }
         }
-        Ok(history)
+        Ok(())
     }
 
     fn diverged(&self, epoch: usize, batch: usize, n_batches: usize, problem: String) -> TrainError {

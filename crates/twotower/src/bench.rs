@@ -146,7 +146,7 @@ fn gemm_gflops(m: usize, k: usize, n: usize, reps: usize) -> f64 {
 }
 
 /// Best GFLOP/s of a square GEMM with OpenBLAS on both cores: the machine's practical peak.
-fn gemm_gflops_square(n: usize, reps: usize) -> f64 {
+pub(crate) fn gemm_gflops_square(n: usize, reps: usize) -> f64 {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let (a, b) = (random((n, n), &mut rng), random((n, n), &mut rng));
     let mut c = Array2::<f32>::zeros((n, n));
@@ -171,6 +171,20 @@ fn large_catalogue(n_items: usize, n_queries: usize) -> f64 {
 /// Generates (once, cached in the temp directory) a seeded ML-25M-shaped CSV release with
 /// `n_rows` ratings, then times loading it (best of 2, on every core): MB/s of ratings.csv and the bytes each
 /// interaction holds in memory.
+/// A seeded synthetic release of `shape` in the temporary directory, written once and reused.
+pub(crate) fn synthetic_release(shape: movielens::synthetic::Shape) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir()
+        .join(format!("twotower-bench-ml25m-shaped-{}-{}-{}", shape.n_ratings, shape.n_users, shape.n_candidates));
+    if !dir.join("ratings.csv").is_file() {
+        eprintln!("bench: writing a synthetic {}-rating CSV release to {}", shape.n_ratings, dir.display());
+        let staging = dir.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&staging);
+        movielens::synthetic::write_csv_release(&staging, shape, 25).context("writing the synthetic release")?;
+        std::fs::rename(&staging, &dir).context("moving the synthetic release into place")?;
+    }
+    Ok(dir)
+}
+
 fn parse_speed(n_rows: usize) -> anyhow::Result<serde_json::Value> {
     let shape = movielens::synthetic::Shape {
         n_ratings: n_rows,
@@ -178,14 +192,7 @@ fn parse_speed(n_rows: usize) -> anyhow::Result<serde_json::Value> {
             as usize,
         ..movielens::synthetic::Shape::ML_25M
     };
-    let dir = std::env::temp_dir().join(format!("twotower-bench-ml25m-shaped-{n_rows}"));
-    if !dir.join("ratings.csv").is_file() {
-        eprintln!("bench: writing a synthetic {n_rows}-rating CSV release to {}", dir.display());
-        let staging = dir.with_extension("partial");
-        let _ = std::fs::remove_dir_all(&staging);
-        movielens::synthetic::write_csv_release(&staging, shape, 25).context("writing the synthetic release")?;
-        std::fs::rename(&staging, &dir).context("moving the synthetic release into place")?;
-    }
+    let dir = synthetic_release(shape)?;
     let bytes = std::fs::metadata(dir.join("ratings.csv"))?.len() as f64;
     eprintln!("bench: parsing {:.0} MB of ratings.csv", bytes / 1e6);
     let mut loaded = None;

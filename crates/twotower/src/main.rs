@@ -6,6 +6,7 @@
 mod bench;
 #[cfg(feature = "ann")]
 mod bench_ann;
+mod bench_scale;
 mod data;
 mod export;
 mod plot;
@@ -33,6 +34,8 @@ enum Command {
     Recommend(recommend::RecommendArgs),
     /// A short fixed benchmark of the deep [64, 32] model; writes bench.json.
     Bench(bench::BenchArgs),
+    /// The preset on a synthetic ML-25M-shaped release: epoch time, evaluation, memory; writes scale.json.
+    BenchScale(bench_scale::ScaleBenchArgs),
     /// The approximate HNSW index against exact search on a synthetic catalogue; writes ann.json.
     #[cfg(feature = "ann")]
     BenchAnn(bench_ann::AnnBenchArgs),
@@ -51,6 +54,7 @@ fn main() {
         Command::Train(args) => args.run(),
         Command::Recommend(args) => args.run(),
         Command::Bench(args) => args.run(),
+        Command::BenchScale(args) => args.run(),
         #[cfg(feature = "ann")]
         Command::BenchAnn(args) => args.run(),
         Command::Export(args) => args.run(),

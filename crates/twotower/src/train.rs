@@ -9,8 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use train::spec::{Boundaries, FeatureKind, FeatureSpec, TIMESTAMP};
 use train::{
-    ease_split, evaluate_split, popularity_split, Encoded, EpochRecord, Experiment, FittedFeatures, ModelFile,
-    Observer, SeenRows, SplitReport, TrainConfig, Trainer,
+    ease_split, evaluate_split, popularity_split, Checkpoint, Encoded, EpochRecord, Experiment, FittedFeatures,
+    ModelFile, Observer, SeenRows, SplitReport, TrainConfig, Trainer,
 };
 
 use train::fs::{write_atomic, RunDir};
@@ -78,9 +78,23 @@ pub struct TrainArgs {
     /// Ridge λ of the EASE baseline printed beside the model (Steck 2019).
     #[arg(long, default_value_t = 500.0)]
     ease_lambda: f64,
+    /// Per-epoch validation on a seeded sample of N interactions (the final evaluation stays complete).
+    #[arg(long, value_name = "N")]
+    validation_sample: Option<usize>,
     /// Validate every N epochs.
     #[arg(long)]
     validation_freq: Option<usize>,
+    /// Write checkpoints under DIR/<spec>/seed-<seed>/ (weights, optimizer state, RNG positions)
+    /// every --checkpoint-every epochs; an interrupted run loses at most that many epochs.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<PathBuf>,
+    /// Epochs between checkpoints.
+    #[arg(long, default_value_t = 10, requires = "checkpoint", value_parser = clap::value_parser!(u32).range(1..))]
+    checkpoint_every: u32,
+    /// Continue each run from its checkpoint under --checkpoint DIR, when there is one (the same
+    /// command otherwise; only --epochs may change); the result equals an uninterrupted run.
+    #[arg(long, requires = "checkpoint")]
+    resume: bool,
     /// Output directory (default runs/<experiment>; with --experiment all, DIR/<experiment> for each).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -160,9 +174,24 @@ impl TrainArgs {
                     dir
                 };
                 let started = Instant::now();
-                let mut trainer = Trainer::new(config, shapes.clone());
-                let validates_on = if split.validation.is_empty() { "test" } else { "validation" };
-                let mut progress = Progress::new(trainer.config(), validates_on);
+                let checkpoint_dir = self.checkpoint.as_ref().map(|d| d.join(&name).join(format!("seed-{seed}")));
+                let mut trainer = match &checkpoint_dir {
+                    Some(dir) if self.resume && dir.join(train::checkpoint::CHECKPOINT_FILE).is_file() => {
+                        let checkpoint = Checkpoint::load(dir)?;
+                        eprintln!("{name} (seed {seed}): resuming after epoch {}", checkpoint.epochs_done());
+                        checkpoint.resume(config, dir)?
+                    }
+                    _ => Trainer::new(config, shapes.clone()),
+                };
+                if let Some(dir) = checkpoint_dir {
+                    trainer.checkpoint_every(dir, self.checkpoint_every as usize);
+                }
+                let (validates_on, total) = if split.validation.is_empty() {
+                    ("test", split.test.len())
+                } else {
+                    ("validation", split.validation.len())
+                };
+                let mut progress = Progress::new(trainer.config(), validates_on, total);
                 let history = trainer.fit(&encoded, &split, &mut progress);
                 progress.bar.finish_and_clear();
                 let history = history.with_context(|| format!("training {name} (seed {seed})"))?;
@@ -304,6 +333,9 @@ impl TrainArgs {
         if self.validation_freq.is_some() {
             config.validation_freq = self.validation_freq;
         }
+        if self.validation_sample.is_some() {
+            config.validation_sample = self.validation_sample;
+        }
         config
     }
 }
@@ -335,17 +367,19 @@ struct Progress {
     epochs: usize,
     /// What per-epoch validation runs on: `validation` or `test`.
     validates_on: &'static str,
+    /// How many interactions it holds (a sample ranks fewer).
+    total: usize,
 }
 
 impl Progress {
-    fn new(config: &TrainConfig, validates_on: &'static str) -> Self {
+    fn new(config: &TrainConfig, validates_on: &'static str, total: usize) -> Self {
         let bar = ProgressBar::new(0).with_style(
             ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches, {msg}, ETA {eta}")
                 .expect("static template")
                 .progress_chars("=> "),
         );
         bar.set_prefix(config.name.clone());
-        Self { bar, epochs: config.epochs, validates_on }
+        Self { bar, epochs: config.epochs, validates_on, total }
     }
 }
 
@@ -361,10 +395,12 @@ impl Observer for Progress {
     fn on_epoch(&mut self, record: &EpochRecord) {
         if let Some(v) = &record.validation {
             let line = format!(
-                "  epoch {:>3}: loss sum {:>10.1}, {} top-100 {:.4} (seen-filtered {:.4})",
+                "  epoch {:>3}: loss sum {:>10.1}, {} ({} interactions{}) top-100 {:.4} (seen-filtered {:.4})",
                 record.epoch,
-                self.validates_on,
                 record.loss_sum,
+                self.validates_on,
+                record.validation_rows,
+                if record.validation_rows < self.total { ", a seeded sample" } else { "" },
                 v.all.at(100).unwrap_or(0.0),
                 v.seen_filtered.at(100).unwrap_or(0.0)
             );

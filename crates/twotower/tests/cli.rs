@@ -329,3 +329,52 @@ fn min_weight_filters_interactions_and_says_when_nothing_is_left() {
     let kept: usize = stdout.split(" interactions").next().unwrap().rsplit(' ').next().unwrap().trim().parse().unwrap();
     assert!(kept > 900 && kept < 1500, "about 2 in 5 of 3000 interactions have 4 or 5 stars: {kept}");
 }
+
+#[test]
+fn a_resumed_run_writes_the_model_an_uninterrupted_run_writes() {
+    let scratch = Scratch::new("resume");
+    write_dataset(&scratch.0, 2400);
+    let run = |out: &str, extra: &[&str]| {
+        let mut args = vec!["--experiment", "context-timestamps", "--batch-size", "256", "--validation-sample", "100"];
+        args.extend_from_slice(extra);
+        let output = train(&scratch.0, &scratch.0.join(out), &args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        output
+    };
+    let checkpoints = scratch.0.join("checkpoints");
+    let checkpoints = checkpoints.to_str().unwrap();
+    run("whole", &["--epochs", "4"]);
+    // "Interrupted" after epoch 2 of a run that checkpoints every epoch, then resumed to 4.
+    run("first-half", &["--epochs", "3", "--checkpoint", checkpoints, "--checkpoint-every", "2"]);
+    let resumed = run("resumed", &["--epochs", "4", "--checkpoint", checkpoints, "--resume"]);
+    assert!(stderr(&resumed).contains("resuming after epoch 2"), "{}", stderr(&resumed));
+    let whole = std::fs::read(scratch.0.join("whole/model.bin")).unwrap();
+    let continued = std::fs::read(scratch.0.join("resumed/model.bin")).unwrap();
+    assert!(whole == continued, "the resumed run's model file differs from the uninterrupted run's");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(scratch.0.join("resumed/metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["history"].as_array().unwrap().len(), 4, "the history covers every epoch");
+    assert_eq!(metrics["history"][3]["validation_rows"], 100, "per-epoch validation ranked the sample");
+    // Another seed cannot continue this checkpoint.
+    let other = train(
+        &scratch.0,
+        &scratch.0.join("other"),
+        &[
+            "--experiment",
+            "context-timestamps",
+            "--batch-size",
+            "256",
+            "--validation-sample",
+            "100",
+            "--epochs",
+            "4",
+            "--checkpoint",
+            checkpoints,
+            "--resume",
+            "--seed",
+            "42",
+        ],
+    );
+    assert!(other.status.success(), "seed 42 has no checkpoint of its own, so it starts afresh: {}", stderr(&other));
+    assert!(!stderr(&other).contains("resuming"), "{}", stderr(&other));
+}

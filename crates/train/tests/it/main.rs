@@ -1,6 +1,7 @@
 //! Integration tests of the training library: seeded end-to-end quality (synthetic data always,
 //! the real MovieLens 100k when `MOVIELENS_DIR` is set), determinism, model files and configs.
 
+mod checkpoint;
 mod divergence;
 mod export;
 mod features;

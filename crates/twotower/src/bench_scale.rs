@@ -1,0 +1,165 @@
+//! `twotower bench-scale`: the MovieLens 100k preset (deep [64, 32], history, genres, logQ,
+//! mixed negatives) on a seeded synthetic ML-25M-shaped release (162 541 users, 62 423 items,
+//! 25 000 095 ratings; Zipf popularity, heavy-tailed activity), read by the real loaders.
+//!
+//! Reports, per batch size: one training epoch over the 80% training split (seconds,
+//! examples/s, the score products' share of the same run's GEMM peak), the complete evaluation
+//! of the 20% test split over the whole catalogue with seen-filtering, the seeded sampled
+//! validation used per epoch, and the process's peak resident memory.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+use train::{evaluate_split, BatchProgress, Encoded, EpochRecord, FittedFeatures, Observer, SeenRows, Trainer};
+
+use crate::bench::{gemm_gflops_square, synthetic_release};
+
+/// Flags of `bench-scale`.
+#[derive(Debug, Args)]
+pub struct ScaleBenchArgs {
+    /// Ratings of the synthetic release (users and items scale with it, up to ML-25M's).
+    #[arg(long, default_value_t = 25_000_095, value_parser = clap::value_parser!(u32).range(10_000..=100_000_000))]
+    ratings: u32,
+    /// Batch sizes to time one epoch at, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "2048,8192")]
+    batch_sizes: Vec<usize>,
+    /// Interactions of the seeded validation sample ranked after each epoch.
+    #[arg(long, default_value_t = 100_000)]
+    validation_sample: usize,
+    /// Where to write the report.
+    #[arg(long, default_value = "scale.json")]
+    out: PathBuf,
+}
+
+/// Prints progress every few seconds: batches, examples/s, ETA.
+struct Ticker {
+    started: Instant,
+    last: Instant,
+    batch_size: usize,
+}
+
+impl Observer for Ticker {
+    fn on_batch(&mut self, p: &BatchProgress) {
+        if self.last.elapsed().as_secs_f64() < 10.0 && p.batch != p.n_batches {
+            return;
+        }
+        self.last = Instant::now();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = (p.batch * self.batch_size) as f64 / elapsed;
+        let eta = elapsed / p.batch as f64 * (p.n_batches - p.batch) as f64;
+        eprintln!(
+            "  batch {}/{}: {rate:.0} examples/s, ETA {eta:.0} s, batch loss {:.1}",
+            p.batch, p.n_batches, p.loss
+        );
+    }
+
+    fn on_epoch(&mut self, record: &EpochRecord) {
+        if let Some(v) = &record.validation {
+            eprintln!(
+                "  validation (a seeded sample of {} interactions): top-100 {:.4}, seen-filtered {:.4}",
+                record.validation_rows,
+                v.all.at(100).unwrap_or(0.0),
+                v.seen_filtered.at(100).unwrap_or(0.0)
+            );
+        }
+    }
+}
+
+/// The peak resident memory of this process (Linux `VmHWM`), in bytes.
+fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+impl ScaleBenchArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let full = movielens::synthetic::Shape::ML_25M;
+        let fraction = (f64::from(self.ratings) / full.n_ratings as f64).min(1.0);
+        let shape = movielens::synthetic::Shape {
+            n_ratings: self.ratings as usize,
+            n_users: ((full.n_users as f64 * fraction) as usize).max(100),
+            n_candidates: ((full.n_candidates as f64 * fraction.sqrt()) as usize).max(100),
+        };
+        let dir = synthetic_release(shape)?;
+        let started = Instant::now();
+        let dataset = movielens::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+        let load_seconds = started.elapsed().as_secs_f64();
+        eprintln!("bench-scale: loaded {} interactions in {load_seconds:.1} s", dataset.interactions.len());
+        let split = dataset::Split::seeded(dataset.interactions.len(), 42, 0.8);
+        let mut spec = train::presets::named(train::presets::DEFAULT_NAME).expect("the preset exists");
+        spec.epochs = 1;
+        spec.validation_sample = Some(self.validation_sample);
+        let started = Instant::now();
+        let features = FittedFeatures::fit(&dataset, &spec.model, None)?;
+        let encoded = Encoded::new(&dataset, &spec.model, &features, &split.train)?;
+        let shapes = features.model_config(&spec.model).map_err(anyhow::Error::msg)?.validate()?;
+        let encode_seconds = started.elapsed().as_secs_f64();
+        eprintln!("bench-scale: fitted and encoded in {encode_seconds:.1} s");
+        let peak_gflops = gemm_gflops_square(1024, 10);
+        let mut runs = Vec::new();
+        let mut trained = None;
+        for &batch_size in &self.batch_sizes {
+            let config = train::TrainConfig { batch_size, ..spec.clone() }.validate()?;
+            let mixed = config.mixed_negatives.unwrap_or(0);
+            eprintln!("bench-scale: one epoch of {} examples at batch {batch_size}", split.train.len());
+            let mut trainer = Trainer::new(config, shapes.clone());
+            let mut ticker = Ticker { started: Instant::now(), last: Instant::now(), batch_size };
+            let history = trainer.fit(&encoded, &split, &mut ticker)?;
+            let record = &history[0];
+            let n = split.train.len();
+            let (full, rest) = (n / batch_size, n % batch_size);
+            let flops = |b: usize| 3.0 * 2.0 * (b * (b + mixed) * 32) as f64;
+            let score_gflop = (full as f64 * flops(batch_size) + flops(rest)) / 1e9;
+            runs.push(json!({
+                "batch_size": batch_size,
+                "epoch_seconds": record.train_seconds,
+                "examples_per_second": n as f64 / record.train_seconds,
+                "epoch_score_gflop": score_gflop,
+                "gemm_fraction_of_peak": score_gflop / (record.train_seconds * peak_gflops),
+                "sampled_validation_seconds": record.eval_seconds,
+                "sampled_validation_rows": record.validation_rows,
+            }));
+            trained.get_or_insert(trainer);
+        }
+        let trainer = trained.context("--batch-sizes is empty")?;
+        eprintln!(
+            "bench-scale: full evaluation of {} test interactions over {} items",
+            split.test.len(),
+            dataset.candidates.n_rows()
+        );
+        let started = Instant::now();
+        let seen = SeenRows::new(&encoded, &split.train);
+        let report = evaluate_split(&trainer.model, &encoded, &split.test, &seen);
+        let eval_seconds = started.elapsed().as_secs_f64();
+        let eval_gflop = 2.0 * split.test.len() as f64 * dataset.candidates.n_rows() as f64 * 32.0 / 1e9;
+        let doc = json!({
+            "data": format!("seeded synthetic ML-25M-shaped release: {} ratings, {} users, {} items", shape.n_ratings, shape.n_users, shape.n_candidates),
+            "spec": "configs/movielens-100k/best.toml, 1 epoch",
+            "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "load_seconds": load_seconds,
+            "fit_and_encode_seconds": encode_seconds,
+            "peak_gflops": peak_gflops,
+            "epochs": runs,
+            "full_evaluation": {
+                "seconds": eval_seconds,
+                "test_interactions": split.test.len(),
+                "score_gflop": eval_gflop,
+                "gemm_fraction_of_peak": eval_gflop / (eval_seconds * peak_gflops),
+                "test_top_100": report.all.at(100),
+                "test_seen_filtered_top_100": report.seen_filtered.at(100),
+            },
+            "peak_resident_bytes": peak_resident_bytes(),
+        });
+        let text = serde_json::to_string_pretty(&doc)?;
+        train::fs::write_atomic(&self.out, text.as_bytes())
+            .with_context(|| format!("writing {}", self.out.display()))?;
+        println!("{text}");
+        println!("wrote {}", self.out.display());
+        Ok(())
+    }
+}
