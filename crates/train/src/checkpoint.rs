@@ -2,13 +2,8 @@
 //! weights, the Adagrad accumulators, the positions of both RNGs (batch order, mixed negatives),
 //! the streaming logQ estimator, the history so far — in `DIR/checkpoint.bin`.
 //!
-//! ```text
-//! offset 0   8 bytes  "TTCHECKP"
-//! offset 8   u32      format version (1)
-//! offset 12  u64      payload length
-//! offset 20  u32      CRC-32 of the payload
-//! offset 24  payload  bincode 1.x of `Checkpoint`
-//! ```
+//! The file is framed as a model file (`frame.rs`: magic `TTCHECKP`, format version 1, length,
+//! CRC-32), with a bincode payload of [`Checkpoint`].
 //!
 //! Written through `fs::write_atomic`, so a crash while writing leaves the previous checkpoint.
 //! Resuming checks the configuration (only `epochs` may differ, to extend a run) and a
@@ -21,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use towers::TwoTower;
 
+use crate::frame::{self, codec, describe, FrameError};
 use crate::fs::write_atomic;
 use crate::trainer::FitProgress;
 use crate::{ModelOptState, TrainConfig, Trainer};
@@ -74,29 +70,25 @@ pub enum CheckpointError {
     },
 }
 
-fn codec(limit: u64) -> impl Options {
-    bincode::DefaultOptions::new().with_fixint_encoding().with_little_endian().reject_trailing_bytes().with_limit(limit)
+/// What a checkpoint serialises, borrowed from the trainer so that writing copies no weights;
+/// it encodes exactly as [`Checkpoint`] decodes.
+#[derive(Serialize)]
+struct CheckpointRef<'a> {
+    config: &'a TrainConfig,
+    model: &'a TwoTower,
+    opt_state: &'a ModelOptState,
+    negatives_rng: &'a ChaCha8Rng,
+    progress: &'a FitProgress,
 }
 
 /// Writes the trainer's state after `progress.epochs_done` epochs into `dir/checkpoint.bin`.
 pub(crate) fn write(trainer: &Trainer, progress: &FitProgress, dir: &Path) -> std::io::Result<()> {
-    let (opt_state, negatives_rng, _) = trainer.parts();
-    let checkpoint = Checkpoint {
-        config: (**trainer.config()).clone(),
-        model: trainer.model.clone(),
-        opt_state: opt_state.clone(),
-        negatives_rng: negatives_rng.clone(),
-        progress: progress.clone(),
-    };
+    let (opt_state, negatives_rng) = trainer.parts();
+    let checkpoint =
+        CheckpointRef { config: trainer.config(), model: &trainer.model, opt_state, negatives_rng, progress };
     let payload = codec(u64::MAX).serialize(&checkpoint).map_err(std::io::Error::other)?;
-    let mut bytes = Vec::with_capacity(24 + payload.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&VERSION.to_le_bytes());
-    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    bytes.extend_from_slice(&payload);
     std::fs::create_dir_all(dir)?;
-    write_atomic(&dir.join(CHECKPOINT_FILE), &bytes)
+    write_atomic(&dir.join(CHECKPOINT_FILE), &frame::seal(MAGIC, VERSION, &payload))
 }
 
 impl Checkpoint {
@@ -112,24 +104,19 @@ impl Checkpoint {
             source,
         })?;
         let invalid = |problem: String| CheckpointError::Invalid { path: path.clone(), problem };
-        if bytes.len() < 24 || &bytes[..8] != MAGIC {
-            return Err(invalid("not a twotower checkpoint".into()));
-        }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != VERSION {
-            return Err(invalid(format!("checkpoint format {version}, this build reads {VERSION}")));
-        }
-        let length = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
-        let payload = &bytes[24..];
-        if length != payload.len() as u64 {
-            return Err(invalid(format!("the header announces {length} bytes, the file holds {}", payload.len())));
-        }
-        let checksum = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
-        if checksum != crc32fast::hash(payload) {
-            return Err(invalid("checksum mismatch; the file is damaged".into()));
-        }
-        let checkpoint: Self =
-            codec(length).deserialize(payload).map_err(|e| invalid(format!("corrupt checkpoint: {e}")))?;
+        let payload = frame::open(&bytes, MAGIC, VERSION).map_err(|error| {
+            invalid(match error {
+                FrameError::Foreign => "not a twotower checkpoint".to_string(),
+                FrameError::Version(found) => format!("checkpoint format {found}, this build reads {VERSION}"),
+                FrameError::Length { expected, found } => {
+                    format!("the header announces {expected} bytes, the file holds {found}; the file is damaged")
+                }
+                FrameError::Checksum { .. } => "checksum mismatch; the file is damaged".to_string(),
+            })
+        })?;
+        let checkpoint: Self = codec(payload.len() as u64)
+            .deserialize(payload)
+            .map_err(|e| invalid(format!("corrupt checkpoint: {}", describe(&e))))?;
         if !checkpoint.opt_state.fits(&checkpoint.model) {
             return Err(invalid("the optimizer state does not fit the model".into()));
         }
@@ -164,6 +151,6 @@ impl Checkpoint {
                 self.progress.epochs_done, config.epochs
             )));
         }
-        Ok(Trainer::from_parts(config, self.model, self.opt_state, self.negatives_rng, self.progress))
+        Ok(Trainer::from_parts(config, self.model, self.opt_state, self.negatives_rng, Some(self.progress)))
     }
 }

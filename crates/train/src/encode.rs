@@ -14,7 +14,8 @@ use towers::{InputShape, ModelConfig, TowerConfig};
 
 use crate::fitted::{Encoding, FittedFeature, Value};
 use crate::spec::{
-    Boundaries, FeatureKind, FeatureSpec, ModelSpec, Side, DEFAULT_HISTORY_LENGTH, DEFAULT_MAX_TOKENS, KEY, TIMESTAMP,
+    Boundaries, FeatureKind, FeatureSpec, ModelSpec, Side, SpecError, DEFAULT_HISTORY_LENGTH, DEFAULT_MAX_TOKENS, KEY,
+    TIMESTAMP,
 };
 
 /// `Discretization(epsilon=0.01)`, Keras' default accuracy of adapted quantiles.
@@ -60,6 +61,9 @@ pub enum FeatureError {
         /// What was expected.
         problem: String,
     },
+    /// The spec itself is impossible (checked again here, so an unvalidated spec is an error).
+    #[error(transparent)]
+    Spec(#[from] SpecError),
     /// A fitted layer could not be built.
     #[error("{tower} feature {feature:?}: {problem}")]
     Fit {
@@ -386,6 +390,7 @@ impl FittedFeatures {
     /// # Errors
     /// [`FeatureError`] naming the feature and column when the data cannot feed it.
     pub fn fit(data: &Dataset, spec: &ModelSpec, train_rows: Option<&[usize]>) -> Result<Self, FeatureError> {
+        spec.check()?;
         let mut towers = Vec::with_capacity(2);
         for side in [Side::Query, Side::Candidate] {
             let mut fitted = Vec::new();

@@ -25,6 +25,7 @@ mod evaluate;
 mod experiments;
 pub mod export;
 mod fitted;
+mod frame;
 pub mod fs;
 mod guard;
 mod model_file;

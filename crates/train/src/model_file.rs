@@ -27,6 +27,7 @@ use towers::TwoTower;
 
 use crate::encode::{EncodedColumn, EncodedInput};
 use crate::fitted::FittedFeature;
+use crate::frame::{self, codec, describe, FrameError};
 use crate::fs::write_atomic;
 use crate::query::OwnedValue;
 use crate::spec::{KEY, TIMESTAMP};
@@ -35,8 +36,7 @@ use crate::{Encoded, FittedFeatures, SeenRows, TrainConfig};
 const MAGIC: &[u8; 8] = b"TWOTOWER";
 /// Bumped whenever the layout or [`ModelFile`]'s encoding changes (3: spec-driven towers).
 pub const FORMAT_VERSION: u32 = 3;
-/// Bytes before the payload: magic, version, length, checksum.
-pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
+pub use crate::frame::HEADER_LEN;
 
 /// Everything needed to serve recommendations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,12 +160,6 @@ pub enum ModelFileError {
     },
 }
 
-/// The bincode options of the payload: fixed-width little-endian integers, no trailing bytes,
-/// and at most `limit` bytes read (so no length field can make it allocate beyond the file).
-fn codec(limit: u64) -> impl Options {
-    bincode::DefaultOptions::new().with_fixint_encoding().with_little_endian().reject_trailing_bytes().with_limit(limit)
-}
-
 impl ModelFile {
     /// What a training run saves: its configuration, features and towers, the catalogue of
     /// `encoded`, and every user's attributes (from `data`), training history and seen rows.
@@ -250,28 +244,12 @@ impl ModelFile {
     /// Decodes and checks the bytes of a model file; `path` only names it in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, ModelFileError> {
         let path_buf = || path.to_path_buf();
-        let Some(rest) = bytes.strip_prefix(MAGIC) else {
-            return Err(ModelFileError::NotAModelFile { path: path_buf() });
-        };
-        let Some((version, rest)) = rest.split_first_chunk::<4>() else {
-            return Err(ModelFileError::NotAModelFile { path: path_buf() });
-        };
-        let found = u32::from_le_bytes(*version);
-        if found != FORMAT_VERSION {
-            return Err(ModelFileError::Version { path: path_buf(), found, expected: FORMAT_VERSION });
-        }
-        let (Some((length, rest)), true) = (rest.split_first_chunk::<8>(), rest.len() >= 12) else {
-            return Err(ModelFileError::Length { path: path_buf(), expected: 0, found: 0 });
-        };
-        let (checksum, payload) = rest.split_first_chunk::<4>().expect("checked above");
-        let expected = u64::from_le_bytes(*length);
-        if expected != payload.len() as u64 {
-            return Err(ModelFileError::Length { path: path_buf(), expected, found: payload.len() as u64 });
-        }
-        let (expected, found) = (u32::from_le_bytes(*checksum), crc32fast::hash(payload));
-        if expected != found {
-            return Err(ModelFileError::Checksum { path: path_buf(), expected, found });
-        }
+        let payload = frame::open(bytes, MAGIC, FORMAT_VERSION).map_err(|error| match error {
+            FrameError::Foreign => ModelFileError::NotAModelFile { path: path_buf() },
+            FrameError::Version(found) => ModelFileError::Version { path: path_buf(), found, expected: FORMAT_VERSION },
+            FrameError::Length { expected, found } => ModelFileError::Length { path: path_buf(), expected, found },
+            FrameError::Checksum { expected, found } => ModelFileError::Checksum { path: path_buf(), expected, found },
+        })?;
         let file: Self = codec(payload.len() as u64)
             .deserialize(payload)
             .map_err(|error| ModelFileError::Corrupt { path: path_buf(), problem: describe(&error) })?;
@@ -369,22 +347,5 @@ fn attributes_of(data: &Dataset, key: &str, columns: &[&str]) -> Vec<(String, Ow
 /// `header ‖ payload` for a payload (used by [`ModelFile::to_bytes`]; public so that tests can
 /// forge files whose checksum is right but whose content is not).
 pub fn seal(payload: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    bytes.extend_from_slice(payload);
-    bytes
-}
-
-/// The decoder's error in words (bincode's own text for a short read is empty).
-fn describe(error: &bincode::Error) -> String {
-    match &**error {
-        bincode::ErrorKind::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            "the payload ends before the model does".to_string()
-        }
-        bincode::ErrorKind::SizeLimit => "a length field points past the end of the payload".to_string(),
-        other => other.to_string(),
-    }
+    frame::seal(MAGIC, FORMAT_VERSION, payload)
 }

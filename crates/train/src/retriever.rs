@@ -13,7 +13,7 @@ use towers::TowerCache;
 use crate::batch::{gather_inputs, with_views, ColumnBuffer};
 use crate::encode::EncodedInput;
 use crate::fitted::{Encoding, FittedFeature, Value};
-use crate::query::{OwnedValue, QueryError, Request, UserQuery};
+use crate::query::{QueryError, Request, UserQuery};
 use crate::spec::{KEY, TIMESTAMP};
 use crate::ModelFile;
 
@@ -236,12 +236,13 @@ impl Retriever {
             let known = if read.is_empty() { "no query-table column".to_string() } else { read.join(", ") };
             return Err(QueryError::UnusedAttribute { column: column.clone(), known });
         }
-        let history: Vec<u32> = match &request.history {
+        let history: std::borrow::Cow<'_, [u32]> = match &request.history {
             Some(keys) => keys
                 .iter()
                 .map(|key| self.item_row(key).ok_or_else(|| QueryError::UnknownItem { key: key.clone() }))
-                .collect::<Result<_, _>>()?,
-            None => known.map(|u| u.history.clone()).unwrap_or_default(),
+                .collect::<Result<Vec<_>, _>>()?
+                .into(),
+            None => known.map_or(&[][..], |u| &u.history[..]).into(),
         };
         let at = self.time_of(request.at)?;
         let mut encodings = Vec::with_capacity(features.len());
@@ -273,7 +274,7 @@ impl Retriever {
         } else {
             let mut rows: Vec<u32> = known.map(|u| u.seen.clone()).unwrap_or_default();
             if request.history.is_some() {
-                for &row in &history {
+                for &row in history.iter() {
                     let identity = self.file.catalogue.identity[row as usize];
                     rows.extend(self.rows_of_identity.get(&identity).into_iter().flatten());
                 }
@@ -297,18 +298,6 @@ impl Retriever {
             Ok(at)
         } else {
             Err(QueryError::TimeOutOfRange { at, lo, hi, first, last })
-        }
-    }
-}
-
-impl OwnedValue {
-    /// The value as text, for messages.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Str(s) => format!("{s:?}"),
-            Self::Int(i) => i.to_string(),
-            Self::Float(x) => x.to_string(),
-            Self::List(items) => format!("{items:?}"),
         }
     }
 }

@@ -160,16 +160,7 @@ impl Trainer {
         let opt_state = ModelOptState::new(&model, &adagrad);
         let mut negatives_rng = ChaCha8Rng::seed_from_u64(config.seed);
         negatives_rng.set_stream(2);
-        Self {
-            model,
-            config,
-            adagrad,
-            opt_state,
-            buffers: StepBuffers::default(),
-            negatives_rng,
-            progress: None,
-            checkpoints: None,
-        }
+        Self::from_parts(config, model, opt_state, negatives_rng, None)
     }
 
     /// Writes `dir/checkpoint.bin` (atomically) after every `every` epochs of [`Self::fit`]: the
@@ -179,18 +170,18 @@ impl Trainer {
         self.checkpoints = Some((dir, every.max(1)));
     }
 
-    /// The parts of a checkpoint (crate-internal; see `checkpoint.rs`).
-    pub(crate) fn parts(&self) -> (&ModelOptState, &ChaCha8Rng, Option<&FitProgress>) {
-        (&self.opt_state, &self.negatives_rng, self.progress.as_ref())
+    /// The optimizer state and the negatives' RNG, for a checkpoint (see `checkpoint.rs`).
+    pub(crate) fn parts(&self) -> (&ModelOptState, &ChaCha8Rng) {
+        (&self.opt_state, &self.negatives_rng)
     }
 
-    /// A trainer rebuilt from checkpoint parts (crate-internal; see `checkpoint.rs`).
+    /// A trainer from its parts: fresh ones ([`Self::new`]) or a checkpoint's, with its progress.
     pub(crate) fn from_parts(
         config: ValidTrainConfig,
         model: TwoTower,
         opt_state: ModelOptState,
         negatives_rng: ChaCha8Rng,
-        progress: FitProgress,
+        progress: Option<FitProgress>,
     ) -> Self {
         let adagrad = Adagrad::new(AdagradConfig { learning_rate: config.learning_rate, ..AdagradConfig::default() });
         Self {
@@ -200,7 +191,7 @@ impl Trainer {
             opt_state,
             buffers: StepBuffers::default(),
             negatives_rng,
-            progress: Some(progress),
+            progress,
             checkpoints: None,
         }
     }

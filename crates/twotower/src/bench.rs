@@ -100,13 +100,17 @@ impl BenchArgs {
             "large_catalogue_shape": "20 000 queries x 100 000 items, d = 32, blocks of 512 x 4096",
             "parse": parse,
         });
-        let text = serde_json::to_string_pretty(&report)?;
-        train::fs::write_atomic(&self.out, text.as_bytes())
-            .with_context(|| format!("writing {}", self.out.display()))?;
-        println!("{text}");
-        println!("wrote {}", self.out.display());
-        Ok(())
+        write_report(&report, &self.out)
     }
+}
+
+/// Writes a benchmark report atomically and prints it.
+pub(crate) fn write_report(report: &serde_json::Value, out: &std::path::Path) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
+    train::fs::write_atomic(out, text.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
+    println!("{text}");
+    println!("wrote {}", out.display());
+    Ok(())
 }
 
 /// GFLOP of the loss's score products in one epoch: per batch of `b` rows, `S = Q·Cᵀ` and the

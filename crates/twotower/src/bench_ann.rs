@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Args;
 use eval::{AnnConfig, BruteForceIndex, HnswIndex};
 use ndarray::Array2;
@@ -116,11 +115,6 @@ impl AnnBenchArgs {
             "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             "results": results,
         });
-        let text = serde_json::to_string_pretty(&report)?;
-        train::fs::write_atomic(&self.out, text.as_bytes())
-            .with_context(|| format!("writing {}", self.out.display()))?;
-        println!("{text}");
-        println!("wrote {}", self.out.display());
-        Ok(())
+        crate::bench::write_report(&report, &self.out)
     }
 }

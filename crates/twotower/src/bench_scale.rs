@@ -155,11 +155,6 @@ impl ScaleBenchArgs {
             },
             "peak_resident_bytes": peak_resident_bytes(),
         });
-        let text = serde_json::to_string_pretty(&doc)?;
-        train::fs::write_atomic(&self.out, text.as_bytes())
-            .with_context(|| format!("writing {}", self.out.display()))?;
-        println!("{text}");
-        println!("wrote {}", self.out.display());
-        Ok(())
+        crate::bench::write_report(&doc, &self.out)
     }
 }

@@ -68,6 +68,11 @@ fn every_feature_the_data_cannot_feed_is_an_error_naming_it() {
             (_, Ok(_)) => panic!("{feature}: expected an error"),
         }
     }
+    // A spec that never went through `TrainConfig::validate` is an error too, not a panic.
+    let mut unchecked = base.clone();
+    unchecked.query.features.push(train::FeatureSpec::new(train::FeatureKind::Bucketized, "age"));
+    let error = FittedFeatures::fit(&data, &unchecked, None).unwrap_err();
+    assert!(error.to_string().contains("`boundaries` is required"), "{error}");
     let mut no_table = data.clone();
     no_table.queries = None;
     let error = FittedFeatures::fit(&no_table, &base, None).unwrap_err();
