@@ -11,7 +11,7 @@ use benches::{deep_trainer, matrixmultiply_gemm, random_matrix, synthetic_data, 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
-use retrieval::exp_row;
+use retrieval::{exp_columns, exp_row, Batch, InBatchSoftmax, LossConfig, ScoreKernel};
 
 /// (name, m, k, n) of `A (m×k) · B (k×n)`.
 const GEMM_SHAPES: [(&str, usize, usize, usize); 4] = [
@@ -63,6 +63,35 @@ fn softmax(c: &mut Criterion) {
             black_box(loss)
         })
     });
+    group.bench_function("exp_columns_2048x48_one_thread", |bench| {
+        let block = random_matrix((2048, 48), 6) * 5.0;
+        let mut work = block.clone();
+        let (mut max, mut sum) = (vec![0.0; 48], vec![0.0; 48]);
+        bench.iter(|| {
+            work.assign(&block);
+            exp_columns(work.as_slice_mut().expect("contiguous"), 48, &mut max, &mut sum);
+            black_box(sum[0])
+        })
+    });
+    group.finish();
+}
+
+/// The loss alone on a batch of 2048 at d = 32 with the logQ correction: the fused kernel
+/// against the three GEMMs. One element is one FLOP of the three score products.
+fn loss(c: &mut Criterion) {
+    tensor::matmul::set_blas_threads(1);
+    let (q, cand) = (random_matrix((2048, 32), 10) * 0.5, random_matrix((2048, 32), 11) * 0.5);
+    let probabilities: Vec<f32> = (0..2048).map(|j| 1.0 / (10.0 + j as f32)).collect();
+    let batch = Batch { candidate_sampling_probability: Some(&probabilities), ..Batch::new(q.view(), cand.view()) };
+    let mut group = c.benchmark_group("loss");
+    group.sample_size(30);
+    group.throughput(Throughput::Elements(3 * 2 * 2048 * 2048 * 32));
+    for (name, kernel) in [("fused", ScoreKernel::Fused), ("gemm", ScoreKernel::Gemm)] {
+        let mut loss = InBatchSoftmax::with_kernel(kernel);
+        group.bench_function(BenchmarkId::new("in_batch_softmax_2048_d32", name), |bench| {
+            bench.iter(|| black_box(loss.compute(&batch, &LossConfig::default())))
+        });
+    }
     group.finish();
 }
 
@@ -100,5 +129,5 @@ fn evaluation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gemm, softmax, train_step, evaluation);
+criterion_group!(benches, gemm, softmax, loss, train_step, evaluation);
 criterion_main!(benches);

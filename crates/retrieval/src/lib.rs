@@ -33,9 +33,10 @@
 #![warn(missing_docs)]
 
 mod frequency;
+mod fused;
 mod loss;
 mod softmax;
 
 pub use frequency::StreamingFrequency;
-pub use loss::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, MIN_FLOAT};
-pub use softmax::{exp_row, fast_exp, RowExp};
+pub use loss::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, ScoreKernel, MIN_FLOAT};
+pub use softmax::{exp_columns, exp_row, fast_exp, RowExp};

@@ -2,9 +2,11 @@
 
 use ndarray::{s, ArrayView2};
 use serde::{Deserialize, Serialize};
+use tensor::lanes::LANES;
 use tensor::matmul::{scores, scores_backward_row_scaled, Parallelism, RowScaledLogits, RowScaledScratch};
 use tensor::Buffer;
 
+use crate::fused::{FusedHalf, FusedShared};
 use crate::softmax::exp_row;
 
 /// TFRS's `MIN_FLOAT = np.finfo(np.float32).min / 100`, added to accidental-hit logits.
@@ -76,11 +78,33 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// How [`InBatchSoftmax`] computes the score products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScoreKernel {
+    /// Scores, softmax and both backward products per block of 48 queries, with the logits
+    /// kept in cache (`tensor::lanes`). Falls back to [`ScoreKernel::Gemm`] when hard
+    /// negatives are selected, which need whole rows.
+    #[default]
+    Fused,
+    /// Three `general_mat_mul` products (BLAS `sgemm` with the `blas` feature) over each
+    /// half's `(B/2, N)` logits.
+    Gemm,
+}
+
 /// The loss with its gradient buffers, reused from batch to batch.
 #[derive(Debug, Clone, Default)]
 pub struct InBatchSoftmax {
-    /// Buffers of the two halves of the query rows, which run concurrently.
+    /// How the score products run.
+    kernel: ScoreKernel,
+    /// Buffers of the two halves of the query rows on the GEMM path, which run concurrently.
     halves: [HalfBuffers; 2],
+    /// Buffers of the two halves on the fused path.
+    fused_halves: [FusedHalf; 2],
+    /// `C` padded to whole lanes for the fused path, `(N, d_pad)`, when `d` is not a multiple
+    /// of 16.
+    padded_candidates: Buffer,
+    /// `−ln clip(p_j)` for the fused path, `(N)`.
+    log_q: Vec<f32>,
     /// `dQ`, `(B, d)`.
     dquery: Buffer,
     /// `dC`, `(N, d)`: the halves' contributions summed in a fixed order.
@@ -113,6 +137,16 @@ struct Shared<'a, 'b> {
 }
 
 impl InBatchSoftmax {
+    /// A loss whose score products run on `kernel`.
+    pub fn with_kernel(kernel: ScoreKernel) -> Self {
+        Self { kernel, ..Self::default() }
+    }
+
+    /// The kernel the score products run on.
+    pub fn kernel(&self) -> ScoreKernel {
+        self.kernel
+    }
+
     /// Computes the summed loss and stores `dQ`, `dC` (read them with [`Self::query_grad`] and
     /// [`Self::candidate_grad`]).
     ///
@@ -165,20 +199,44 @@ impl InBatchSoftmax {
         let (losses_top, losses_bottom) = self.row_losses.split_at_mut(split);
         let (scales_top, scales_bottom) = self.row_scale.split_at_mut(split);
         let (dquery_top, dquery_bottom) = self.dquery.view_mut().split_at(ndarray::Axis(0), split);
-        let [top, bottom] = &mut self.halves;
-        rayon::join(
-            || top.run(&shared, 0..split, losses_top, scales_top, dquery_top),
-            || bottom.run(&shared, split..n_queries, losses_bottom, scales_bottom, dquery_bottom),
-        );
+        let inv_temperature = config.temperature.map_or(1.0, |t| 1.0 / t);
+        let half_dcandidates = if self.kernel == ScoreKernel::Fused && config.num_hard_negatives.is_none() {
+            let padded_dim = dim.div_ceil(LANES) * LANES;
+            let candidates = if padded_dim == dim && batch.candidate.is_standard_layout() {
+                batch.candidate
+            } else {
+                self.padded_candidates.reshape_zeroed(n_candidates, padded_dim);
+                self.padded_candidates.view_mut().slice_mut(s![.., ..dim]).assign(&batch.candidate);
+                self.padded_candidates.view()
+            };
+            let log_q = batch.candidate_sampling_probability.map(|p| {
+                self.log_q.clear();
+                self.log_q.extend(p.iter().map(|&p| -p.clamp(MIN_PROBABILITY, 1.0).ln()));
+                self.log_q.as_slice()
+            });
+            let shared = FusedShared { batch, candidates, log_q, inv_temperature };
+            let [top, bottom] = &mut self.fused_halves;
+            rayon::join(
+                || top.run(&shared, 0..split, losses_top, scales_top, dquery_top),
+                || bottom.run(&shared, split..n_queries, losses_bottom, scales_bottom, dquery_bottom),
+            );
+            self.fused_halves.each_ref().map(|half| &half.dcandidate)
+        } else {
+            let [top, bottom] = &mut self.halves;
+            rayon::join(
+                || top.run(&shared, 0..split, losses_top, scales_top, dquery_top),
+                || bottom.run(&shared, split..n_queries, losses_bottom, scales_bottom, dquery_bottom),
+            );
+            self.halves.each_ref().map(|half| &half.dcandidate)
+        };
         self.dcandidate.reshape(n_candidates, dim);
         let mut dcandidate = self.dcandidate.view_mut();
-        dcandidate.assign(&self.halves[0].dcandidate.view());
+        dcandidate.assign(&half_dcandidates[0].view().slice(s![.., ..dim]));
         if split < n_queries {
-            dcandidate += &self.halves[1].dcandidate.view();
+            dcandidate += &half_dcandidates[1].view().slice(s![.., ..dim]);
         }
         // dS = diag(row_scale)·E − diag(w / temperature) on the positives; the first term went
         // through the GEMMs, the second is added row by row.
-        let inv_temperature = config.temperature.map_or(1.0, |t| 1.0 / t);
         let mut dquery = self.dquery.view_mut();
         for i in 0..n_queries {
             let positive = -batch.sample_weight.map_or(1.0, |w| w[i]) * inv_temperature;

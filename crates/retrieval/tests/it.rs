@@ -4,7 +4,7 @@
 use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig};
+use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, ScoreKernel};
 use serde::Deserialize;
 use tensor::gradcheck::{assert_close, matrix, numeric_gradient};
 use tensor::init::uniform;
@@ -230,15 +230,18 @@ fn blocked_computation_matches_a_naive_reference() {
         candidate_sampling_probability: Some(&probabilities),
         accidental_hits: AccidentalHits::Remove { candidate_ids: &ids },
     };
-    let mut loss = InBatchSoftmax::default();
-    let value = loss.compute(&batch, &LossConfig { temperature: Some(0.3), num_hard_negatives: None });
     let (reference, dq, dc) = naive_reference(&batch, f64::from(0.3f32));
-    let relative = |a: f64, b: f64| (a - b).abs() / b.abs().max(1.0);
-    assert!(relative(f64::from(value), reference) < 1e-5, "loss {value} vs {reference}");
-    let dq_error = loss.query_grad().iter().zip(&dq).map(|(&a, &b)| relative(f64::from(a), b)).fold(0.0, f64::max);
-    let dc_error = loss.candidate_grad().iter().zip(&dc).map(|(&a, &b)| relative(f64::from(a), b)).fold(0.0, f64::max);
-    eprintln!("blocked vs naive f64: dQ {dq_error:e}, dC {dc_error:e}");
-    assert!(dq_error < 1e-4 && dc_error < 1e-4, "dQ {dq_error}, dC {dc_error}");
+    for kernel in [ScoreKernel::Gemm, ScoreKernel::Fused] {
+        let mut loss = InBatchSoftmax::with_kernel(kernel);
+        let value = loss.compute(&batch, &LossConfig { temperature: Some(0.3), num_hard_negatives: None });
+        let relative = |a: f64, b: f64| (a - b).abs() / b.abs().max(1.0);
+        assert!(relative(f64::from(value), reference) < 1e-5, "{kernel:?}: loss {value} vs {reference}");
+        let dq_error = loss.query_grad().iter().zip(&dq).map(|(&a, &b)| relative(f64::from(a), b)).fold(0.0, f64::max);
+        let dc_error =
+            loss.candidate_grad().iter().zip(&dc).map(|(&a, &b)| relative(f64::from(a), b)).fold(0.0, f64::max);
+        eprintln!("{kernel:?} vs naive f64: dQ {dq_error:e}, dC {dc_error:e}");
+        assert!(dq_error < 1e-4 && dc_error < 1e-4, "{kernel:?}: dQ {dq_error}, dC {dc_error}");
+    }
 }
 
 /// On a stationary stream (batches of 64 drawn from a Zipf-like distribution over 200

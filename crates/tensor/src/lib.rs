@@ -40,6 +40,7 @@ mod embedding;
 pub mod gradcheck;
 pub mod init;
 mod l2norm;
+pub mod lanes;
 pub mod matmul;
 mod pooling;
 mod sparse;

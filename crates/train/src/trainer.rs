@@ -19,7 +19,7 @@ use dataset::Split;
 use optim::{Adagrad, AdagradConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig};
+use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, ScoreKernel};
 use towers::{TowerCache, TowerGrads, TwoTower, ValidModelConfig};
 
 use crate::batch::{with_views, BatchColumns};
@@ -148,6 +148,32 @@ struct StepBuffers {
     catalogue_cache: TowerCache,
     loss: InBatchSoftmax,
     extra_rows: Vec<u32>,
+    profile: StepProfile,
+}
+
+/// Wall-clock seconds each phase of [`Trainer::step`] took, summed over `steps` steps since the
+/// last [`Trainer::take_step_profile`]: where a step's time goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepProfile {
+    /// Steps measured.
+    pub steps: u64,
+    /// Gathering the batch's feature columns (and mixed negatives).
+    pub gather: f64,
+    /// Both towers' forward passes (concurrently).
+    pub forward: f64,
+    /// The in-batch softmax: scores, softmax, `dQ` and `dC`.
+    pub loss: f64,
+    /// Both towers' backward passes (concurrently), including zeroing the gradients.
+    pub backward: f64,
+    /// The Adagrad update of every table and layer.
+    pub update: f64,
+}
+
+impl StepProfile {
+    /// Seconds of a whole step, summed over the steps.
+    pub fn total(&self) -> f64 {
+        self.gather + self.forward + self.loss + self.backward + self.update
+    }
 }
 
 impl Trainer {
@@ -224,19 +250,27 @@ impl Trainer {
         grads: &mut Grads,
         ranks: Option<(&ndarray::Array2<f32>, &mut eval::FactorizedTopK)>,
     ) -> f32 {
-        let StepBuffers { columns, query_cache, candidate_cache, loss, extra_rows, .. } = &mut self.buffers;
+        let StepBuffers { columns, query_cache, candidate_cache, loss, extra_rows, profile, .. } = &mut self.buffers;
+        let mut clock = Instant::now();
+        let mut lap = |phase: &mut f64| {
+            let now = Instant::now();
+            *phase += now.duration_since(clock).as_secs_f64();
+            clock = now;
+        };
         extra_rows.clear();
         if let Some(m) = self.config.mixed_negatives {
             let n = data.n_candidates() as u32;
             extra_rows.extend((0..m).map(|_| self.negatives_rng.random_range(0..n)));
         }
         columns.fill(data, rows, extra_rows, candidate_probability);
+        lap(&mut profile.gather);
         // The towers are independent: each runs on its own thread.
         let model = &self.model;
         let (queries, candidates) = rayon::join(
             || with_views(&columns.query, |batch| model.query.forward(batch, query_cache)),
             || with_views(&columns.candidate, |batch| model.candidate.forward(batch, candidate_cache)),
         );
+        lap(&mut profile.forward);
         if let Some((catalogue, metric)) = ranks {
             metric.update(&eval::true_rank(queries, catalogue.view(), &columns.candidate_rows[..rows.len()], None));
         }
@@ -255,6 +289,7 @@ impl Trainer {
             &batch,
             &LossConfig { temperature: self.config.temperature, num_hard_negatives: self.config.num_hard_negatives },
         );
+        lap(&mut profile.loss);
         let (query_grads, candidate_grads) = grads;
         query_grads.zero();
         candidate_grads.zero();
@@ -263,8 +298,22 @@ impl Trainer {
             || model.query.backward(query_cache, loss.query_grad(), query_grads),
             || model.candidate.backward(candidate_cache, loss.candidate_grad(), candidate_grads),
         );
+        lap(&mut profile.backward);
         self.opt_state.step(&self.adagrad, &mut self.model, query_grads, candidate_grads);
+        lap(&mut profile.update);
+        profile.steps += 1;
         value
+    }
+
+    /// Runs the loss's score products on `kernel` from the next step on (the fused kernel is the
+    /// default; the GEMM path is kept for comparison).
+    pub fn set_score_kernel(&mut self, kernel: ScoreKernel) {
+        self.buffers.loss = InBatchSoftmax::with_kernel(kernel);
+    }
+
+    /// The phase timings of the steps since the last call, and a fresh start.
+    pub fn take_step_profile(&mut self) -> StepProfile {
+        std::mem::take(&mut self.buffers.profile)
     }
 
     /// Fresh gradient buffers for [`Self::step`].

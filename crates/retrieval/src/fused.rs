@@ -1,0 +1,150 @@
+//! The fused in-batch softmax: scores, softmax and both backward products over blocks of
+//! [`BLOCK_ROWS`] queries whose logits never leave the L2 cache.
+//!
+//! For a block of queries `Q_b (r, d)` against all candidates `C (N, d)`, held candidate-major
+//! so that one query's logits form one column:
+//!
+//! ```text
+//! Eᵀ  = C · (Q_b / T)ᵀ                       (N, r)   lane_gemm
+//! Eᵀ += bias_j (logQ), MIN_FLOAT (accidental hits)
+//! Eᵀ  = exp(Eᵀ − max per column), sums s_i   (N, r)   exp_columns
+//! loss_i = w_i · (max_i + ln s_i − S_ii)
+//! a_i = w_i / (T · s_i)
+//! dQ_b += diag(a) · (Eᵀ)ᵀ · C                (r, d)   lane_gemm
+//! dC   += Eᵀ · (diag(a) · Q_b)               (N, d)   lane_gemm, into this half's own dC
+//! ```
+//!
+//! With `N = 2048` and `r = 48` the block is 384 KiB: the three products read it from L2 instead
+//! of writing and re-reading a `(B, N)` matrix through memory, and no operand is repacked per
+//! block (`C` is padded once per batch, only when `d` is not a multiple of 16). The `−w_i/T`
+//! positive terms are added by the caller, as on the GEMM path.
+
+use ndarray::{s, ArrayView2, ArrayViewMut2};
+use tensor::lanes::{lane_gemm, LANES};
+use tensor::Buffer;
+
+use crate::loss::{AccidentalHits, Batch, MIN_FLOAT};
+use crate::softmax::exp_columns;
+
+/// Queries per block: a multiple of 16 whose candidate-major block of a 2048-candidate batch
+/// (384 KiB), with `C` and this half's `dC` (256 KiB each at d = 32), fits a 1 MiB L2.
+pub(crate) const BLOCK_ROWS: usize = 48;
+
+/// What both halves read: the candidates padded to whole lanes and the per-candidate bias.
+pub(crate) struct FusedShared<'a, 'b> {
+    pub(crate) batch: &'a Batch<'b>,
+    /// `C` with `d` padded to a multiple of [`LANES`], `(N, d_pad)`.
+    pub(crate) candidates: ArrayView2<'a, f32>,
+    /// `−ln clip(p_j)`, `(N)`, when the logQ correction is on.
+    pub(crate) log_q: Option<&'a [f32]>,
+    pub(crate) inv_temperature: f32,
+}
+
+/// The buffers of one half of the query rows.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FusedHalf {
+    /// The block's queries transposed and divided by the temperature, `(d_pad, r_pad)`.
+    queries_t: Buffer,
+    /// Candidate-major logits of the block, then their exponentials, `(N, r_pad)`.
+    logits_t: Buffer,
+    /// Per-query column maxima and sums of the block, `(r_pad)`.
+    max: Vec<f32>,
+    sum: Vec<f32>,
+    /// The block's positive logits `S_ii`, `(r)`.
+    positive: Vec<f32>,
+    /// `diag(a)·Q_b`, `(r_pad, d_pad)`, zero in padded rows and columns.
+    scaled_queries: Buffer,
+    /// `(Eᵀ)ᵀ·C` of the block, `(r_pad, d_pad)`.
+    dquery_block: Buffer,
+    /// This half's contribution to `dC`, `(N, d_pad)`.
+    pub(crate) dcandidate: Buffer,
+}
+
+impl FusedHalf {
+    /// Loss terms, row scales and `dQ` rows of query rows `rows`, and their `dC` contribution in
+    /// `self.dcandidate`, block by block on the calling thread.
+    pub(crate) fn run(
+        &mut self,
+        shared: &FusedShared<'_, '_>,
+        rows: std::ops::Range<usize>,
+        losses: &mut [f64],
+        scales: &mut [f32],
+        mut dquery: ArrayViewMut2<'_, f32>,
+    ) {
+        let (n_candidates, padded_dim) = shared.candidates.dim();
+        self.dcandidate.reshape_zeroed(n_candidates, padded_dim);
+        for start in (rows.start..rows.end).step_by(BLOCK_ROWS) {
+            let end = (start + BLOCK_ROWS).min(rows.end);
+            let local = start - rows.start..end - rows.start;
+            self.block(shared, start..end, &mut losses[local.clone()], &mut scales[local.clone()]);
+            let dim = dquery.ncols();
+            let block_rows = self.dquery_block.view();
+            for (offset, mut out) in dquery.slice_mut(s![local.clone(), ..]).rows_mut().into_iter().enumerate() {
+                out.scaled_add(scales[local.start + offset], &block_rows.slice(s![offset, ..dim]));
+            }
+        }
+    }
+
+    /// One block of queries `block`: its losses and scales, `dquery_block`, and `dC`.
+    fn block(
+        &mut self,
+        shared: &FusedShared<'_, '_>,
+        block: std::ops::Range<usize>,
+        losses: &mut [f64],
+        scales: &mut [f32],
+    ) {
+        let batch = shared.batch;
+        let (n_candidates, padded_dim) = shared.candidates.dim();
+        let dim = batch.query.ncols();
+        let rows = block.len();
+        let padded_rows = rows.div_ceil(LANES) * LANES;
+
+        self.queries_t.reshape_zeroed(padded_dim, padded_rows);
+        let mut queries_t = self.queries_t.view_mut();
+        for (i, query) in batch.query.slice(s![block.clone(), ..]).rows().into_iter().enumerate() {
+            for (k, &v) in query.iter().enumerate() {
+                queries_t[[k, i]] = v * shared.inv_temperature;
+            }
+        }
+        self.logits_t.reshape(n_candidates, padded_rows);
+        lane_gemm(shared.candidates, self.queries_t.view(), 0.0, &mut self.logits_t.view_mut());
+
+        let logits = self.logits_t.as_slice_mut();
+        if let Some(log_q) = shared.log_q {
+            for (row, &bias) in logits.chunks_exact_mut(padded_rows).zip(log_q) {
+                row.iter_mut().for_each(|v| *v += bias);
+            }
+        }
+        if let AccidentalHits::Remove { candidate_ids } = batch.accidental_hits {
+            let own = &candidate_ids[block.clone()];
+            for (j, (row, &id)) in logits.chunks_exact_mut(padded_rows).zip(candidate_ids).enumerate() {
+                for (i, (v, &own_id)) in row.iter_mut().zip(own).enumerate() {
+                    if own_id == id && j != block.start + i {
+                        *v += MIN_FLOAT;
+                    }
+                }
+            }
+        }
+        self.positive.clear();
+        self.positive.extend((0..rows).map(|i| logits[(block.start + i) * padded_rows + i]));
+        self.max.resize(padded_rows, 0.0);
+        self.sum.resize(padded_rows, 0.0);
+        exp_columns(logits, padded_rows, &mut self.max, &mut self.sum);
+        for (i, (loss, scale)) in losses.iter_mut().zip(scales.iter_mut()).enumerate() {
+            let weight = batch.sample_weight.map_or(1.0, |w| w[block.start + i]);
+            let logsumexp = f64::from(self.max[i]) + f64::from(self.sum[i]).ln();
+            *loss = f64::from(weight) * (logsumexp - f64::from(self.positive[i]));
+            *scale = weight * shared.inv_temperature / self.sum[i];
+        }
+
+        self.scaled_queries.reshape_zeroed(padded_rows, padded_dim);
+        let mut scaled = self.scaled_queries.view_mut();
+        for (i, query) in batch.query.slice(s![block, ..]).rows().into_iter().enumerate() {
+            scaled.slice_mut(s![i, ..dim]).scaled_add(scales[i], &query);
+        }
+        self.dquery_block.reshape(padded_rows, padded_dim);
+        let logits_t = self.logits_t.view();
+        lane_gemm(logits_t.t(), shared.candidates, 0.0, &mut self.dquery_block.view_mut());
+        lane_gemm(logits_t, self.scaled_queries.view(), 1.0, &mut self.dcandidate.view_mut());
+    }
+}

@@ -1,0 +1,332 @@
+//! `lane_gemm`: a small GEMM for the thin products of a fused softmax step, on data that stays
+//! in the L2 cache.
+//!
+//! ```text
+//! out (m × w)  =  A (m × k) · B (k × w)      (or out += A·B)
+//! ```
+//!
+//! `B` and `out` are row-major with `w` a multiple of [`LANES`]; `A` may have any positive
+//! strides, so `Aᵀ` of a row-major block is passed as `block.t()` without a copy. That covers all
+//! three products of the in-batch softmax over a block of queries held candidate-major
+//! (`Eᵀ`, one row per candidate):
+//!
+//! ```text
+//! Eᵀ  = C · Qᵀ       (n × d)·(d × r)     the block's logits, one row per candidate
+//! dQ̂  = (Eᵀ)ᵀ · C    (r × n)·(n × d)     the query gradient before its row scale
+//! dC += Eᵀ · Q̃       (n × r)·(r × d)     the candidate gradient
+//! ```
+//!
+//! OpenBLAS repacks both operands on every call; for these shapes (one side 32 wide, blocks of
+//! tens of rows) the repacking and the call overhead cost as much as the arithmetic. Here
+//! nothing is packed: a tile of `MR` rows of `out` × 16 columns lives in 12 registers, each step
+//! of `k` broadcasts `MR` values of `A` and loads 16 values of `B`.
+//!
+//! **Kernels.** x86-64 CPUs with AVX2 and FMA run the explicit intrinsics kernel (`MR = 6`, two
+//! 8-lane accumulators per row); others run the same tiling in portable Rust. The order of
+//! the additions is the same in both: for each output element, `k` in increasing order within
+//! chunks of 256 whose partial sums are then added in order, one fused (AVX2) or separate
+//! (portable) multiply-add at a time, so the two differ only by the rounding of the fused
+//! multiply-add.
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// Columns of `B` and `out` one tile covers; `w` must be a multiple of it.
+pub const LANES: usize = 16;
+/// Rows of `out` one tile covers.
+const MR: usize = 6;
+/// Steps of `k` summed in registers before they are added to the running total: a two-level
+/// sum whose rounding error grows with `K_CHUNK + k / K_CHUNK` instead of `k` (the long `k`
+/// is the `N` candidates of the query-gradient product).
+const K_CHUNK: usize = 256;
+
+/// `out = A·B + beta·out` with `beta` 0 (overwrite) or 1 (accumulate).
+///
+/// # Shapes
+/// `a: (m, k)` with non-negative strides, `b: (k, w)` and `out: (m, w)` row-major with unit
+/// column stride, `w % LANES == 0`.
+///
+/// # Panics
+/// On mismatched shapes, `w` not a multiple of [`LANES`], `b` or `out` not row-major with unit
+/// column stride, negative strides of `a`, or `beta` other than 0 or 1.
+#[track_caller]
+pub fn lane_gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f32, out: &mut ArrayViewMut2<'_, f32>) {
+    let (m, k) = a.dim();
+    let w = b.ncols();
+    assert_eq!(b.nrows(), k, "lane_gemm: A {:?} · B {:?}", a.dim(), b.dim());
+    assert_eq!(out.dim(), (m, w), "lane_gemm: out {:?} for A {:?} · B {:?}", out.dim(), a.dim(), b.dim());
+    assert!(w.is_multiple_of(LANES), "lane_gemm: {w} columns; need a multiple of {LANES}");
+    assert!(beta == 0.0 || beta == 1.0, "lane_gemm: beta {beta}; need 0 or 1");
+    let row_major = |strides: &[isize], rows: usize| rows == 0 || w == 0 || strides[1] == 1;
+    assert!(row_major(b.strides(), k), "lane_gemm: B strides {:?} are not row-major", b.strides());
+    assert!(row_major(out.strides(), m), "lane_gemm: out strides {:?} are not row-major", out.strides());
+    assert!(a.strides().iter().all(|&s| s >= 0), "lane_gemm: A strides {:?} are negative", a.strides());
+    if m == 0 || w == 0 {
+        return;
+    }
+    if k == 0 {
+        if beta == 0.0 {
+            out.fill(0.0);
+        }
+        return;
+    }
+    let operands = Operands {
+        a: a.as_ptr(),
+        a_row: a.strides()[0] as usize,
+        a_k: a.strides()[1] as usize,
+        b: b.as_ptr(),
+        ldb: b.strides()[0] as usize,
+        out: out.as_mut_ptr(),
+        ldo: out.strides()[0] as usize,
+        m,
+        k,
+        w,
+        accumulate: beta == 1.0,
+    };
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked), and `operands` describes the views above:
+        // every offset the kernel forms is `row·stride + col` of an in-bounds element.
+        #[allow(unsafe_code)]
+        unsafe {
+            avx2::lane_gemm(&operands)
+        };
+        return;
+    }
+    portable(&operands);
+}
+
+/// Whether [`lane_gemm`] runs its AVX2/FMA kernel on this CPU.
+pub fn uses_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        avx2_fma()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Raw views of the three operands, checked by [`lane_gemm`].
+struct Operands {
+    a: *const f32,
+    a_row: usize,
+    a_k: usize,
+    b: *const f32,
+    ldb: usize,
+    out: *mut f32,
+    ldo: usize,
+    m: usize,
+    k: usize,
+    w: usize,
+    accumulate: bool,
+}
+
+/// The same tiles in portable Rust (any CPU), by index arithmetic on slices rebuilt from the
+/// checked views.
+fn portable(op: &Operands) {
+    for row0 in (0..op.m).step_by(MR) {
+        let rows = MR.min(op.m - row0);
+        for col0 in (0..op.w).step_by(LANES) {
+            let mut acc = [[0.0f32; LANES]; MR];
+            for chunk in (0..op.k).step_by(K_CHUNK) {
+                let mut partial = [[0.0f32; LANES]; MR];
+                for kk in chunk..(chunk + K_CHUNK).min(op.k) {
+                    // SAFETY: row0 + r < m, kk < k, col0 + LANES ≤ w: in bounds of A and B.
+                    #[allow(unsafe_code)]
+                    let b_row = unsafe { std::slice::from_raw_parts(op.b.add(kk * op.ldb + col0), LANES) };
+                    for (r, partial_row) in partial.iter_mut().enumerate().take(rows) {
+                        #[allow(unsafe_code)]
+                        let a_value = unsafe { *op.a.add((row0 + r) * op.a_row + kk * op.a_k) };
+                        for (p, &b) in partial_row.iter_mut().zip(b_row) {
+                            *p += a_value * b;
+                        }
+                    }
+                }
+                for (acc_row, partial_row) in acc.iter_mut().zip(&partial) {
+                    acc_row.iter_mut().zip(partial_row).for_each(|(a, p)| *a += p);
+                }
+            }
+            for (r, acc_row) in acc.iter().enumerate().take(rows) {
+                // SAFETY: row0 + r < m and col0 + LANES ≤ w: in bounds of `out`.
+                #[allow(unsafe_code)]
+                let out_row = unsafe { std::slice::from_raw_parts_mut(op.out.add((row0 + r) * op.ldo + col0), LANES) };
+                for (o, &v) in out_row.iter_mut().zip(acc_row) {
+                    *o = if op.accumulate { *o + v } else { v };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    //! The AVX2/FMA tiles: `MR` rows × 16 columns in `2·MR` ymm accumulators.
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+
+    use super::{Operands, K_CHUNK, LANES, MR};
+
+    const _: () = assert!(LANES == 16, "the AVX2 tile holds 16 columns in two registers");
+
+    /// Every tile of `out`: full `MR`-row tiles, then one shorter tile for the remaining rows.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA, and `op` describes in-bounds views (see `lane_gemm`).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn lane_gemm(op: &Operands) {
+        let full = op.m / MR * MR;
+        for row0 in (0..full).step_by(MR) {
+            // SAFETY: forwarded from the caller.
+            unsafe { row_tiles::<MR>(op, row0) };
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match op.m - full {
+                0 => {}
+                1 => row_tiles::<1>(op, full),
+                2 => row_tiles::<2>(op, full),
+                3 => row_tiles::<3>(op, full),
+                4 => row_tiles::<4>(op, full),
+                _ => row_tiles::<5>(op, full),
+            }
+        }
+    }
+
+    /// The tiles of rows `row0..row0 + R`, left to right.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn row_tiles<const R: usize>(op: &Operands, row0: usize) {
+        for col0 in (0..op.w).step_by(LANES) {
+            // SAFETY: forwarded from the caller; row0 + R ≤ m and col0 + 16 ≤ w.
+            unsafe { tile::<R>(op, row0, col0) };
+        }
+    }
+
+    /// One `R × 16` tile: `k` steps of `R` broadcasts, two loads and `2R` fused multiply-adds.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tile<const R: usize>(op: &Operands, row0: usize, col0: usize) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        // SAFETY (whole body): the caller guarantees row0 + R ≤ m, col0 + 16 ≤ w, and that the
+        // operands' strides address in-bounds elements for every row < m, kk < k, col < w.
+        unsafe {
+            let mut a = op.a.add(row0 * op.a_row);
+            let mut b = op.b.add(col0);
+            for chunk in (0..op.k).step_by(K_CHUNK) {
+                let mut partial = [[_mm256_setzero_ps(); 2]; R];
+                for _ in chunk..(chunk + K_CHUNK).min(op.k) {
+                    let b_low = _mm256_loadu_ps(b);
+                    let b_high = _mm256_loadu_ps(b.add(8));
+                    for (r, partial) in partial.iter_mut().enumerate() {
+                        let a_value = _mm256_set1_ps(*a.add(r * op.a_row));
+                        partial[0] = _mm256_fmadd_ps(a_value, b_low, partial[0]);
+                        partial[1] = _mm256_fmadd_ps(a_value, b_high, partial[1]);
+                    }
+                    a = a.add(op.a_k);
+                    b = b.add(op.ldb);
+                }
+                for (acc, partial) in acc.iter_mut().zip(&partial) {
+                    acc[0] = _mm256_add_ps(acc[0], partial[0]);
+                    acc[1] = _mm256_add_ps(acc[1], partial[1]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                let out = op.out.add((row0 + r) * op.ldo + col0);
+                let (mut low, mut high) = (acc[0], acc[1]);
+                if op.accumulate {
+                    low = _mm256_add_ps(low, _mm256_loadu_ps(out));
+                    high = _mm256_add_ps(high, _mm256_loadu_ps(out.add(8)));
+                }
+                _mm256_storeu_ps(out, low);
+                _mm256_storeu_ps(out.add(8), high);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::init::uniform;
+    use crate::matmul::naive_matmul;
+
+    fn max_abs_error(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn every_layout_matches_the_naive_product_and_accumulates() {
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        for (m, k, w) in
+            [(1, 1, 16), (5, 3, 16), (6, 32, 32), (7, 33, 48), (13, 2049, 16), (48, 32, 64), (2050, 32, 48)]
+        {
+            let a = uniform((m, k), 1.0, &mut rng);
+            let a_t = uniform((k, m), 1.0, &mut rng);
+            let b = uniform((k, w), 1.0, &mut rng);
+            let tolerance = 1e-5 * (k as f32).sqrt() * 4.0;
+            for (name, a_view) in [("A", a.view()), ("(Aᵀ)ᵀ", a_t.t())] {
+                let reference = naive_matmul(a_view, b.view());
+                let mut out = Array2::from_elem((m, w), f32::NAN);
+                lane_gemm(a_view, b.view(), 0.0, &mut out.view_mut());
+                let error = max_abs_error(&out, &reference);
+                assert!(error < tolerance, "{name} {m}x{k}x{w}: max error {error}");
+                let mut accumulated = Array2::from_elem((m, w), 2.0f32);
+                lane_gemm(a_view, b.view(), 1.0, &mut accumulated.view_mut());
+                let error = max_abs_error(&accumulated, &(&reference + 2.0));
+                assert!(error < tolerance, "{name} {m}x{k}x{w} accumulated: max error {error}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_portable_tiles_agree_with_the_dispatched_kernel() {
+        let mut rng = ChaCha8Rng::seed_from_u64(22);
+        let (a, b) = (uniform((23, 40), 1.0, &mut rng), uniform((40, 32), 1.0, &mut rng));
+        let mut dispatched = Array2::zeros((23, 32));
+        lane_gemm(a.view(), b.view(), 0.0, &mut dispatched.view_mut());
+        let mut portable_out = Array2::<f32>::zeros((23, 32));
+        let op = Operands {
+            a: a.as_ptr(),
+            a_row: 40,
+            a_k: 1,
+            b: b.as_ptr(),
+            ldb: 32,
+            out: portable_out.as_mut_ptr(),
+            ldo: 32,
+            m: 23,
+            k: 40,
+            w: 32,
+            accumulate: false,
+        };
+        portable(&op);
+        assert!(max_abs_error(&dispatched, &portable_out) < 1e-5);
+    }
+
+    #[test]
+    fn empty_inner_dimension_overwrites_with_zeros_or_keeps() {
+        let (a, b) = (Array2::<f32>::zeros((3, 0)), Array2::<f32>::zeros((0, 16)));
+        let mut out = Array2::from_elem((3, 16), 5.0f32);
+        lane_gemm(a.view(), b.view(), 1.0, &mut out.view_mut());
+        assert!(out.iter().all(|&v| v == 5.0));
+        lane_gemm(a.view(), b.view(), 0.0, &mut out.view_mut());
+        assert!(out.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    #[should_panic(expected = "multiple of 16")]
+    fn widths_off_the_lane_count_are_refused() {
+        let (a, b) = (Array2::<f32>::zeros((3, 2)), Array2::<f32>::zeros((2, 10)));
+        lane_gemm(a.view(), b.view(), 0.0, &mut Array2::zeros((3, 10)).view_mut());
+    }
+}
