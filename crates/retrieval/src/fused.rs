@@ -1,4 +1,4 @@
-//! The fused in-batch softmax: scores, softmax and both backward products over blocks of
+//! The fused in-batch softmax: scores, softmax and both backward products over blocks of up to
 //! [`BLOCK_ROWS`] queries whose logits never leave the L2 cache.
 //!
 //! For a block of queries `Q_b (r, d)` against all candidates `C (N, d)`, held candidate-major
@@ -26,9 +26,20 @@ use tensor::Buffer;
 use crate::loss::{AccidentalHits, Batch, MIN_FLOAT};
 use crate::softmax::exp_columns;
 
-/// Queries per block: a multiple of 16 whose candidate-major block of a 2048-candidate batch
-/// (384 KiB), with `C` and this half's `dC` (256 KiB each at d = 32), fits a 1 MiB L2.
+/// Queries per block at most: a multiple of 16 whose candidate-major block of a
+/// 2048-candidate batch (384 KiB), with `C` and this half's `dC` (256 KiB each at d = 32),
+/// fits a 1 MiB L2.
 pub(crate) const BLOCK_ROWS: usize = 48;
+/// Bytes of logits a block may hold: wider batches (mixed negatives, batch 8192) get fewer
+/// queries per block, down to one lane group of 16.
+const BLOCK_BYTES: usize = 48 * 2048 * 4;
+
+/// Queries per block for `n_candidates` candidates: [`BLOCK_ROWS`], fewer (a multiple of 16,
+/// at least 16) when the block would pass [`BLOCK_BYTES`].
+pub(crate) fn block_rows(n_candidates: usize) -> usize {
+    let fitting = BLOCK_BYTES / (4 * n_candidates.max(1)) / LANES * LANES;
+    fitting.clamp(LANES, BLOCK_ROWS)
+}
 
 /// What both halves read: the candidates padded to whole lanes and the per-candidate bias.
 pub(crate) struct FusedShared<'a, 'b> {
@@ -73,8 +84,9 @@ impl FusedHalf {
     ) {
         let (n_candidates, padded_dim) = shared.candidates.dim();
         self.dcandidate.reshape_zeroed(n_candidates, padded_dim);
-        for start in (rows.start..rows.end).step_by(BLOCK_ROWS) {
-            let end = (start + BLOCK_ROWS).min(rows.end);
+        let block_rows = block_rows(n_candidates);
+        for start in (rows.start..rows.end).step_by(block_rows) {
+            let end = (start + block_rows).min(rows.end);
             let local = start - rows.start..end - rows.start;
             self.block(shared, start..end, &mut losses[local.clone()], &mut scales[local.clone()]);
             let dim = dquery.ncols();
@@ -146,5 +158,19 @@ impl FusedHalf {
         let logits_t = self.logits_t.view();
         lane_gemm(logits_t.t(), shared.candidates, 0.0, &mut self.dquery_block.view_mut());
         lane_gemm(logits_t, self.scaled_queries.view(), 1.0, &mut self.dcandidate.view_mut());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_shrink_for_wide_batches_but_keep_one_lane_group() {
+        assert_eq!(block_rows(2048), 48);
+        assert_eq!(block_rows(10), 48);
+        assert_eq!(block_rows(2560), 32);
+        assert_eq!(block_rows(8704), 16);
+        assert_eq!(block_rows(1_000_000), 16);
     }
 }

@@ -133,7 +133,10 @@ pub fn exp_columns(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [
         sum.len()
     );
     #[cfg(target_arch = "x86_64")]
-    if width.is_multiple_of(8) && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if width.is_multiple_of(8)
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
         // SAFETY: the CPU supports AVX2 and FMA, checked just above; the shapes were checked.
         #[allow(unsafe_code)]
         return unsafe { columns_avx2::exp_columns(block, width, max, sum) };

@@ -88,7 +88,7 @@ impl BenchArgs {
         let gemm_gflops = gemm_gflops(2048, 32, 2048, 20);
         let peak_gflops = gemm_gflops_square(1024, 10);
         let score_gflop = epoch_score_gflop(split.train.len(), trainer.config().batch_size, 32);
-        let tower_gflop = epoch_tower_gflop(&trainer.model, split.train.len());
+        let tower_gflop = epoch_tower_gflop(&trainer.model, split.train.len(), split.train.len());
         let epoch_gflop = score_gflop + tower_gflop;
         let large_catalogue_eval_seconds = large_catalogue(100_000, 20_000);
         let parse = if self.parse_rows > 0 { Some(parse_speed(self.parse_rows)?) } else { None };
@@ -147,7 +147,7 @@ pub(crate) fn write_report(report: &serde_json::Value, out: &std::path::Path) ->
 }
 
 /// Milliseconds per step of each phase, averaged over every step of a fit (warm-up included).
-fn step_profile_json(profile: &train::StepProfile) -> serde_json::Value {
+pub(crate) fn step_profile_json(profile: &train::StepProfile) -> serde_json::Value {
     let per_step = |seconds: f64| 1e3 * seconds / profile.steps.max(1) as f64;
     json!({
         "steps": profile.steps,
@@ -169,14 +169,20 @@ fn epoch_score_gflop(n_train: usize, batch_size: usize, dim: usize) -> f64 {
     (full as f64 * flops(batch) + flops(rest)) / 1e9
 }
 
-/// GFLOP of both towers' dense layers in one epoch of `n_train` examples: per layer of shape
-/// `in × out`, `2·rows·in·out` forward and twice that backward (`dW` and `dx`).
-fn epoch_tower_gflop(model: &towers::TwoTower, n_train: usize) -> f64 {
-    [&model.query, &model.candidate]
-        .iter()
-        .flat_map(|tower| tower.head.stack.iter().flat_map(|stack| &stack.layers))
-        .map(|layer| 6.0 * (n_train * layer.w.nrows() * layer.w.ncols()) as f64 / 1e9)
-        .sum()
+/// GFLOP of both towers' dense layers in one epoch that feeds `query_rows` rows through the
+/// query tower and `candidate_rows` through the candidate tower: per layer of shape `in × out`,
+/// `2·rows·in·out` forward and twice that backward (`dW` and `dx`).
+pub(crate) fn epoch_tower_gflop(model: &towers::TwoTower, query_rows: usize, candidate_rows: usize) -> f64 {
+    let tower = |tower: &towers::Tower, rows: usize| -> f64 {
+        tower
+            .head
+            .stack
+            .iter()
+            .flat_map(|stack| &stack.layers)
+            .map(|layer| 6.0 * (rows * layer.w.nrows() * layer.w.ncols()) as f64 / 1e9)
+            .sum()
+    };
+    tower(&model.query, query_rows) + tower(&model.candidate, candidate_rows)
 }
 
 /// The fastest of `n` runs of `f`, in seconds.

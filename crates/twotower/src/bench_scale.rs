@@ -110,17 +110,24 @@ impl ScaleBenchArgs {
             let mut trainer = Trainer::new(config, shapes.clone());
             let mut ticker = Ticker { started: Instant::now(), last: Instant::now(), batch_size };
             let history = trainer.fit(&encoded, &split, &mut ticker)?;
+            let profile = trainer.take_step_profile();
             let record = &history[0];
             let n = split.train.len();
             let (full, rest) = (n / batch_size, n % batch_size);
             let flops = |b: usize| 3.0 * 2.0 * (b * (b + mixed) * 32) as f64;
             let score_gflop = (full as f64 * flops(batch_size) + flops(rest)) / 1e9;
+            let n_batches = n.div_ceil(batch_size);
+            let tower_gflop = crate::bench::epoch_tower_gflop(&trainer.model, n, n + n_batches * mixed);
+            let epoch_gflop = score_gflop + tower_gflop;
             runs.push(json!({
                 "batch_size": batch_size,
                 "epoch_seconds": record.train_seconds,
                 "examples_per_second": n as f64 / record.train_seconds,
+                "epoch_gflop": epoch_gflop,
                 "epoch_score_gflop": score_gflop,
-                "gemm_fraction_of_peak": score_gflop / (record.train_seconds * peak_gflops),
+                "gemm_fraction_of_peak": epoch_gflop / (record.train_seconds * peak_gflops),
+                "score_fraction_of_peak": score_gflop / (record.train_seconds * peak_gflops),
+                "step_profile_ms": crate::bench::step_profile_json(&profile),
                 "sampled_validation_seconds": record.eval_seconds,
                 "sampled_validation_rows": record.validation_rows,
             }));
