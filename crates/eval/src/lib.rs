@@ -43,7 +43,7 @@ pub use ann::{AnnConfig, HnswIndex};
 pub use ease::{Ease, EaseError, MAX_ITEMS as EASE_MAX_ITEMS};
 pub use exact::exact_score;
 pub use index::{BruteForceIndex, Neighbours};
-pub use kernel::{Gemm, ScoreKernel};
+pub use kernel::{Gemm, Lanes, ScoreKernel};
 pub use metric::{true_rank, true_rank_unfiltered_and_filtered, true_rank_with, FactorizedTopK, MISS, TFRS_KS};
 pub use popularity::popularity_scores;
 

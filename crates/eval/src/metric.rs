@@ -9,8 +9,13 @@ use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::exact::{exact_score, row_norms, Band};
-use crate::kernel::{Gemm, ScoreKernel};
-use crate::{CANDIDATE_BLOCK, QUERY_BLOCK};
+use crate::kernel::{Lanes, ScoreKernel};
+
+/// Queries one task ranks together: their score tile against [`TILE_CANDIDATES`] catalogue rows
+/// (512 KiB) stays in L2 between the product and the counting.
+const TILE_QUERIES: usize = 64;
+/// Catalogue rows per tile, a multiple of 16.
+const TILE_CANDIDATES: usize = 2048;
 
 /// The `ks` of the TFRS tutorials.
 pub const TFRS_KS: [usize; 5] = [1, 5, 10, 50, 100];
@@ -22,7 +27,9 @@ pub const MISS: u32 = u32::MAX;
 /// exact score `q_i·c_j` is strictly above `q_i·c_{true_rows[i]}`: the query is a hit at every
 /// `k` greater than this. A NaN true score gives [`MISS`]; a NaN row never counts as above.
 ///
-/// Scores are computed in `(512 × 4096)` blocks, so memory is bounded whatever the catalogue size.
+/// Chunks of 64 queries run in parallel, each scoring the catalogue in `(64 × 2048)` tiles that
+/// stay in cache while they are counted ([`Lanes`]: the register-tiled kernel on a transposed
+/// copy of the catalogue), so memory is bounded whatever the catalogue size.
 ///
 /// # Shapes
 /// `queries: (n_queries, d)`, `catalogue: (n_rows, d)`, `true_rows: (n_queries)`,
@@ -36,7 +43,7 @@ pub fn true_rank(
     true_rows: &[u32],
     exclusions: Option<&[Vec<u32>]>,
 ) -> Vec<u32> {
-    true_rank_with(&Gemm, queries, catalogue, true_rows, exclusions)
+    true_rank_with(&Lanes, queries, catalogue, true_rows, exclusions)
 }
 
 /// [`true_rank`] with block scores from `kernel`.
@@ -59,7 +66,7 @@ pub fn true_rank_unfiltered_and_filtered(
     true_rows: &[u32],
     exclusions: &[Vec<u32>],
 ) -> (Vec<u32>, Vec<u32>) {
-    let counts = count_above(&Gemm, queries, catalogue, true_rows, Some(exclusions));
+    let counts = count_above(&Lanes, queries, catalogue, true_rows, Some(exclusions));
     (counts.iter().map(|c| c.all()).collect(), counts.iter().map(|c| c.filtered()).collect())
 }
 
@@ -114,28 +121,40 @@ fn count_above(
         .collect();
     let query_norms = row_norms(queries);
     let catalogue_norms = row_norms(catalogue);
+    // The catalogue transposed, `(d, n_padded)` with zero columns up to a multiple of 16, so that
+    // each tile's candidates are a row-major block of it.
+    let padded = n_rows.div_ceil(16) * 16;
+    let mut catalogue_t = Array2::<f32>::zeros((dim, padded));
+    catalogue_t.slice_mut(s![.., ..n_rows]).assign(&catalogue.t());
     let mut counts: Vec<Above> = positives.iter().map(|p| Above { miss: p.is_nan(), ..Above::default() }).collect();
-    let mut block = Array2::<f32>::zeros((QUERY_BLOCK.min(n_queries.max(1)), CANDIDATE_BLOCK.min(n_rows.max(1))));
-    for q_start in (0..n_queries).step_by(QUERY_BLOCK) {
-        let q_end = (q_start + QUERY_BLOCK).min(n_queries);
-        let q_block = queries.slice(s![q_start..q_end, ..]);
-        for c_start in (0..n_rows).step_by(CANDIDATE_BLOCK) {
-            let c_end = (c_start + CANDIDATE_BLOCK).min(n_rows);
+    counts.par_chunks_mut(TILE_QUERIES).enumerate().for_each(|(chunk, counts)| {
+        let q_start = chunk * TILE_QUERIES;
+        let q_block = queries.slice(s![q_start..q_start + counts.len(), ..]);
+        let mut tile = Array2::<f32>::zeros((counts.len(), TILE_CANDIDATES.min(padded)));
+        // Each query's exclusions in ascending order, walked tile by tile with a cursor.
+        let mut excluded_sorted: Vec<Vec<u32>> = match exclusions {
+            Some(ex) => ex[q_start..q_start + counts.len()].to_vec(),
+            None => Vec::new(),
+        };
+        excluded_sorted.iter_mut().for_each(|rows| rows.sort_unstable());
+        let mut cursors = vec![0usize; excluded_sorted.len()];
+        for c_start in (0..n_rows).step_by(TILE_CANDIDATES) {
+            let c_end = (c_start + TILE_CANDIDATES).min(n_rows);
+            let c_padded_end = (c_start + TILE_CANDIDATES).min(padded);
             let c_block = catalogue.slice(s![c_start..c_end, ..]);
             let max_norm = catalogue_norms[c_start..c_end].iter().copied().fold(0.0, f64::max);
-            let mut scores = block.slice_mut(s![..q_end - q_start, ..c_end - c_start]);
-            kernel.scores(q_block, c_block, &mut scores);
-            let scores = scores.view();
-            counts[q_start..q_end].par_iter_mut().enumerate().for_each(|(i, count)| {
+            let mut scores = tile.slice_mut(s![.., ..c_padded_end - c_start]);
+            kernel.scores(q_block, catalogue_t.slice(s![.., c_start..c_padded_end]).t(), &mut scores);
+            for (i, count) in counts.iter_mut().enumerate() {
                 let query = q_start + i;
                 if count.miss {
-                    return;
+                    continue;
                 }
                 let pos = positives[query];
                 let band = Band::new(dim, query_norms[query]);
                 let (lo, hi) = band.around(pos, max_norm);
                 let row = scores.row(i);
-                let row = row.as_slice().expect("score blocks are row-contiguous");
+                let row = &row.as_slice().expect("score tiles are row-contiguous")[..c_end - c_start];
                 // Certainly above, and at least possibly above (one vectorised pass); rescore the
                 // difference exactly. The true row itself is always in the band and never above
                 // (its exact score is the threshold), so it needs no rescoring.
@@ -157,13 +176,16 @@ fn count_above(
                     let in_band = |j: &usize| row[*j] >= lo && row[*j] <= hi && c_start + *j != own;
                     count.rows += (0..row.len()).filter(in_band).filter(|&j| is_above(j)).count() as u32;
                 }
-                if let Some(ex) = exclusions {
-                    let excluded = ex[query].iter().map(|&r| r as usize).filter(|r| (c_start..c_end).contains(r));
-                    count.excluded += excluded.filter(|&r| is_above(r - c_start)).count() as u32;
+                if let Some(rows) = excluded_sorted.get(i) {
+                    let cursor = &mut cursors[i];
+                    let in_tile = rows[*cursor..].iter().take_while(|&&r| (r as usize) < c_end).count();
+                    let excluded = &rows[*cursor..*cursor + in_tile];
+                    *cursor += in_tile;
+                    count.excluded += excluded.iter().filter(|&&r| is_above(r as usize - c_start)).count() as u32;
                 }
-            });
+            }
         }
-    }
+    });
     counts
 }
 

@@ -197,6 +197,7 @@ fn ranks_match_a_naive_count_including_exclusions_and_big_catalogues() {
                 .filter(|r| r % 3 != 0)
                 .collect::<std::collections::BTreeSet<u32>>()
                 .into_iter()
+                .rev() // unsorted input: the ranking walks its own sorted copy
                 .collect()
         })
         .collect();

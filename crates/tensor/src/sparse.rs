@@ -39,8 +39,10 @@ impl RowSparseGrad {
     pub fn add_row(&mut self, row: u32, grad: ArrayView1<'_, f32>) {
         assert_eq!(grad.len(), self.dim, "RowSparseGrad::add_row: width {} != {}", grad.len(), self.dim);
         let slot = self.slot_mut(row);
-        for (v, g) in self.values[slot * self.dim..(slot + 1) * self.dim].iter_mut().zip(grad) {
-            *v += g;
+        let values = &mut self.values[slot * self.dim..(slot + 1) * self.dim];
+        match grad.as_slice() {
+            Some(grad) => values.iter_mut().zip(grad).for_each(|(v, g)| *v += g),
+            None => values.iter_mut().zip(grad).for_each(|(v, g)| *v += g),
         }
     }
 
@@ -49,8 +51,10 @@ impl RowSparseGrad {
     pub fn add_row_scaled(&mut self, row: u32, grad: ArrayView1<'_, f32>, scale: f32) {
         assert_eq!(grad.len(), self.dim, "RowSparseGrad::add_row_scaled: width {} != {}", grad.len(), self.dim);
         let slot = self.slot_mut(row);
-        for (v, g) in self.values[slot * self.dim..(slot + 1) * self.dim].iter_mut().zip(grad) {
-            *v += scale * g;
+        let values = &mut self.values[slot * self.dim..(slot + 1) * self.dim];
+        match grad.as_slice() {
+            Some(grad) => values.iter_mut().zip(grad).for_each(|(v, g)| *v += scale * g),
+            None => values.iter_mut().zip(grad).for_each(|(v, g)| *v += scale * g),
         }
     }
 
