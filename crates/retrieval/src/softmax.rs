@@ -221,29 +221,58 @@ mod columns_avx2 {
     /// `sum` are `width` long.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn exp_columns(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [f32]) {
+        // Three registers of columns per pass when the width allows (two passes over a 48-wide
+        // block instead of six), else two, else one.
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            if width.is_multiple_of(24) {
+                column_groups::<3>(block, width, max, sum)
+            } else if width.is_multiple_of(16) {
+                column_groups::<2>(block, width, max, sum)
+            } else {
+                column_groups::<1>(block, width, max, sum)
+            }
+        }
+    }
+
+    /// Columns in groups of `8·G`: the max down each group, then its exponentials and sums.
+    ///
+    /// # Safety
+    /// As [`exp_columns`], and `width % (8·G) == 0`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn column_groups<const G: usize>(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [f32]) {
         let rows = block.len() / width;
         let data = block.as_mut_ptr();
-        for column in (0..width).step_by(8) {
-            // SAFETY (whole loop): row < rows and column + 8 ≤ width, so every access is inside
-            // `block`, `max` or `sum`.
+        for column in (0..width).step_by(8 * G) {
+            // SAFETY (whole loop): row < rows and column + 8·G ≤ width, so every access is
+            // inside `block`, `max` or `sum`.
             unsafe {
-                let mut column_max = _mm256_set1_ps(f32::NEG_INFINITY);
+                let mut column_max = [_mm256_set1_ps(f32::NEG_INFINITY); G];
                 for row in 0..rows {
-                    column_max = _mm256_max_ps(column_max, _mm256_loadu_ps(data.add(row * width + column)));
+                    let at = data.add(row * width + column);
+                    for (g, m) in column_max.iter_mut().enumerate() {
+                        *m = _mm256_max_ps(*m, _mm256_loadu_ps(at.add(8 * g)));
+                    }
                 }
-                _mm256_storeu_ps(max.as_mut_ptr().add(column), column_max);
-                let mut total = _mm256_setzero_ps();
+                let mut total = [_mm256_setzero_ps(); G];
                 for chunk in (0..rows).step_by(SUM_CHUNK_ROWS) {
-                    let mut partial = _mm256_setzero_ps();
+                    let mut partial = [_mm256_setzero_ps(); G];
                     for row in chunk..(chunk + SUM_CHUNK_ROWS).min(rows) {
                         let at = data.add(row * width + column);
-                        let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(at), column_max));
-                        _mm256_storeu_ps(at, e);
-                        partial = _mm256_add_ps(partial, e);
+                        for g in 0..G {
+                            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(at.add(8 * g)), column_max[g]));
+                            _mm256_storeu_ps(at.add(8 * g), e);
+                            partial[g] = _mm256_add_ps(partial[g], e);
+                        }
                     }
-                    total = _mm256_add_ps(total, partial);
+                    for g in 0..G {
+                        total[g] = _mm256_add_ps(total[g], partial[g]);
+                    }
                 }
-                _mm256_storeu_ps(sum.as_mut_ptr().add(column), total);
+                for g in 0..G {
+                    _mm256_storeu_ps(max.as_mut_ptr().add(column + 8 * g), column_max[g]);
+                    _mm256_storeu_ps(sum.as_mut_ptr().add(column + 8 * g), total[g]);
+                }
             }
         }
     }
@@ -284,23 +313,32 @@ mod tests {
 
     #[test]
     fn columns_equal_rows_of_the_transposed_block() {
-        let (rows, width) = (37, 16);
-        let block: Vec<f32> = (0..rows * width).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0).collect();
-        let (mut columns, mut max, mut sum) = (block.clone(), vec![0.0; width], vec![0.0; width]);
-        exp_columns(&mut columns, width, &mut max, &mut sum);
-        let (mut portable, mut max_portable, mut sum_portable) = (block.clone(), vec![0.0; width], vec![0.0; width]);
-        exp_columns_kernel(&mut portable, width, &mut max_portable, &mut sum_portable);
-        let close = |a: f32, b: f32| (a - b).abs() <= 4e-7 * b.abs().max(f32::MIN_POSITIVE);
-        assert!(columns.iter().zip(&portable).all(|(&x, &y)| close(x, y)), "dispatched and portable differ");
-        assert_eq!(max, max_portable);
-        assert!(sum.iter().zip(&sum_portable).all(|(&x, &y)| close(x, y)), "{sum:?} vs {sum_portable:?}");
-        for i in 0..width {
-            let mut row: Vec<f32> = (0..rows).map(|j| block[j * width + i]).collect();
-            let expected = exp_row(&mut row);
-            assert_eq!(max[i], expected.max);
-            assert!((sum[i] - expected.sum).abs() <= 1e-6 * expected.sum, "column {i}: {} vs {}", sum[i], expected.sum);
-            for j in 0..rows {
-                assert_eq!(portable[j * width + i], row[j], "column {i}, row {j}");
+        // Widths of one, two and three registers per pass, and one the portable code takes.
+        for width in [8, 16, 24, 48, 5] {
+            let rows = 137;
+            let block: Vec<f32> = (0..rows * width).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0).collect();
+            let (mut columns, mut max, mut sum) = (block.clone(), vec![0.0; width], vec![0.0; width]);
+            exp_columns(&mut columns, width, &mut max, &mut sum);
+            let (mut portable, mut max_portable, mut sum_portable) =
+                (block.clone(), vec![0.0; width], vec![0.0; width]);
+            exp_columns_kernel(&mut portable, width, &mut max_portable, &mut sum_portable);
+            let close = |a: f32, b: f32| (a - b).abs() <= 4e-7 * b.abs().max(f32::MIN_POSITIVE);
+            assert!(columns.iter().zip(&portable).all(|(&x, &y)| close(x, y)), "width {width}: kernels differ");
+            assert_eq!(max, max_portable, "width {width}");
+            assert!(sum.iter().zip(&sum_portable).all(|(&x, &y)| close(x, y)), "{sum:?} vs {sum_portable:?}");
+            for i in 0..width {
+                let mut row: Vec<f32> = (0..rows).map(|j| block[j * width + i]).collect();
+                let expected = exp_row(&mut row);
+                assert_eq!(max[i], expected.max);
+                assert!(
+                    (sum[i] - expected.sum).abs() <= 1e-6 * expected.sum,
+                    "column {i}: {} vs {}",
+                    sum[i],
+                    expected.sum
+                );
+                for j in 0..rows {
+                    assert_eq!(portable[j * width + i], row[j], "width {width}, column {i}, row {j}");
+                }
             }
         }
     }

@@ -10,12 +10,12 @@
 //! ReLU's derivative is taken as 1 where the output is positive and 0 elsewhere (TF's choice
 //! at 0).
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::init::glorot_uniform;
+use crate::lanes::{product, LANES};
 use crate::Buffer;
 
 /// The activation after the affine map.
@@ -47,8 +47,12 @@ pub struct DenseCache {
     output: Buffer,
     /// Scratch for `dz`, `(batch, out_dim)`.
     dz: Buffer,
-    /// The input gradient, `(batch, in_dim)`.
+    /// The input gradient, `(batch, in_pad)` with `in_pad` the input width rounded up to 16
+    /// (the padding columns are zero and never shown).
     dx: Buffer,
+    /// `Wᵀ` with zero columns up to `in_pad`, `(out_dim, in_pad)`: the row-major right operand
+    /// of `dx = dz·Wᵀ` on the lane kernel.
+    w_t: Buffer,
     /// Column sums of `dz`, `(out_dim)`.
     dz_sums: Vec<f32>,
 }
@@ -105,7 +109,7 @@ impl Dense {
         for mut row in y.rows_mut() {
             row.assign(&self.b);
         }
-        general_mat_mul(1.0, &cache.input.view(), &self.w, 1.0, &mut y);
+        product(cache.input.view(), self.w.view(), 1.0, &mut y);
         if self.activation == Activation::Relu {
             relu_in_place(y.view_mut());
         }
@@ -141,7 +145,7 @@ impl Dense {
             relu_backward_in_place(cache.output.view(), dz.view_mut());
         }
         let dz = cache.dz.view();
-        general_mat_mul(1.0, &cache.input.view().t(), &dz, 1.0, &mut grads.dw);
+        product(cache.input.view().t(), dz, 1.0, &mut grads.dw.view_mut());
         // Sum first, then add once, so that accumulating twice gives exactly twice the gradient.
         cache.dz_sums.clear();
         cache.dz_sums.resize(self.out_dim(), 0.0);
@@ -153,9 +157,12 @@ impl Dense {
         for (db, &sum) in grads.db.iter_mut().zip(&cache.dz_sums) {
             *db += sum;
         }
-        cache.dx.reshape(batch, self.in_dim());
-        general_mat_mul(1.0, &dz, &self.w.t(), 0.0, &mut cache.dx.view_mut());
-        cache.dx.view()
+        let padded_in = self.in_dim().div_ceil(LANES) * LANES;
+        cache.w_t.reshape_zeroed(self.out_dim(), padded_in);
+        cache.w_t.view_mut().slice_mut(s![.., ..self.in_dim()]).assign(&self.w.t());
+        cache.dx.reshape(batch, padded_in);
+        product(dz, cache.w_t.view(), 0.0, &mut cache.dx.view_mut());
+        cache.input_grad()
     }
 }
 
@@ -167,7 +174,7 @@ impl DenseCache {
 
     /// The input gradient of the last backward pass, `(batch, in_dim)`.
     pub fn input_grad(&self) -> ArrayView2<'_, f32> {
-        self.dx.view()
+        self.dx.view().slice_move(s![.., ..self.input.dim().1])
     }
 }
 

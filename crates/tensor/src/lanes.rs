@@ -95,6 +95,28 @@ pub fn lane_gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f32, out:
     portable(&operands);
 }
 
+/// `out = A·B + beta·out` on [`lane_gemm`] when the layouts allow it (`B` and `out` row-major
+/// with unit column stride, `w` a multiple of [`LANES`], `beta` 0 or 1), else on ndarray's
+/// `general_mat_mul` (BLAS with the `blas` feature). For the thin products of dense layers,
+/// where a BLAS call's packing costs as much as its arithmetic.
+///
+/// # Panics
+/// On mismatched shapes.
+#[track_caller]
+pub fn product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f32, out: &mut ArrayViewMut2<'_, f32>) {
+    let unit_columns = |strides: &[isize], rows: usize, cols: usize| rows == 0 || cols == 0 || strides[1] == 1;
+    let fits = b.ncols().is_multiple_of(LANES)
+        && (beta == 0.0 || beta == 1.0)
+        && unit_columns(b.strides(), b.nrows(), b.ncols())
+        && unit_columns(out.strides(), out.nrows(), out.ncols())
+        && a.strides().iter().all(|&s| s >= 0);
+    if fits {
+        lane_gemm(a, b, beta, out);
+    } else {
+        ndarray::linalg::general_mat_mul(1.0, &a, &b, beta, out);
+    }
+}
+
 /// Whether [`lane_gemm`] runs its AVX2/FMA kernel on this CPU.
 pub fn uses_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
