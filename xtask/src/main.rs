@@ -11,6 +11,7 @@
 //! cargo xtask bench [flags]                  fixed benchmark workload → bench.json
 //! cargo xtask bench-ann [flags]              HNSW against exact search, 1M synthetic items → ann.json
 //! cargo xtask bench-scale [flags]            the preset on 25M synthetic ratings → scale.json
+//! cargo xtask plot-scale FILES --out F.svg    cost curves of several scale.json reports
 //! cargo xtask export --model F --out DIR     embeddings as .npy + keys, and Qdrant points
 //! cargo xtask serve --model F --addr H:P     the HTTP recommender
 //! cargo xtask test                           fmt, clippy, tidy, every test with and without BLAS
@@ -28,7 +29,7 @@ fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let command = if args.is_empty() { String::from("help") } else { args.remove(0) };
     let result = match command.as_str() {
-        "train" | "recommend" | "bench" | "bench-ann" | "bench-scale" | "export" | "serve" => {
+        "train" | "recommend" | "bench" | "bench-ann" | "bench-scale" | "plot-scale" | "export" | "serve" => {
             run::twotower(&command, args)
         }
         "test" => test::run(args),
@@ -51,6 +52,7 @@ const HELP: &str = "usage: cargo xtask <command> [flags]
   bench      fixed benchmark of the deep [64, 32] model, writes bench.json
   bench-ann  the approximate index against exact search on 1M synthetic items, writes ann.json
   bench-scale  the MovieLens 100k preset on 25M synthetic ratings (epoch, evaluation, memory), writes scale.json
+  plot-scale   epoch time and memory of several scale.json reports against interactions, items, batch size (SVG)
   export     a model's embeddings as .npy with keys, and as Qdrant points (--model FILE --out DIR)
   serve      recommendations over HTTP (--model FILE --addr HOST:PORT)
   test       fmt, clippy, tidy and every test, with and without BLAS

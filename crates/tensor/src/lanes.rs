@@ -294,7 +294,9 @@ mod avx512 {
     //! The AVX-512 tiles for widths that are multiples of 32: `MR` rows × 32 columns in `2·MR`
     //! zmm accumulators (24 of the 32 registers), so each step of `k` loads one 128-byte row of
     //! `B` for 24 fused multiply-adds, against 12 for two cache lines in the AVX2 tile.
-    use std::arch::x86_64::{_mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps};
+    use std::arch::x86_64::{
+        _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    };
 
     use super::{Operands, K_CHUNK};
 

@@ -119,12 +119,27 @@ pub fn embed_queries(model: &TwoTower, data: &Encoded, rows: &[usize], cache: &m
 /// Memory stays bounded whatever the number of rows: queries are embedded and ranked in chunks
 /// of [`EVAL_CHUNK`] rows (their embeddings and exclusion lists exist for one chunk at a time).
 pub fn evaluate_split(model: &TwoTower, data: &Encoded, rows: &[usize], seen: &SeenRows) -> SplitReport {
+    evaluate_split_with_progress(model, data, rows, seen, &mut |_, _| {})
+}
+
+/// [`evaluate_split`], calling `progress(ranked, total)` after each chunk of [`EVAL_CHUNK`]
+/// interactions (for progress bars over long evaluations).
+pub fn evaluate_split_with_progress(
+    model: &TwoTower,
+    data: &Encoded,
+    rows: &[usize],
+    seen: &SeenRows,
+    progress: &mut dyn FnMut(usize, usize),
+) -> SplitReport {
     let catalogue = embed_catalogue(model, data, &mut TowerCache::default());
     let mut cache = TowerCache::default();
     let mut ranks = Ranks::default();
+    let mut done = 0;
     for chunk in rows.chunks(EVAL_CHUNK) {
         let queries = embed_queries(model, data, chunk, &mut cache);
         ranks.add(queries.view(), catalogue.view(), data, chunk, seen);
+        done += chunk.len();
+        progress(done, rows.len());
     }
     ranks.report()
 }

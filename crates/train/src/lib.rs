@@ -44,7 +44,8 @@ pub use encode::{
     ColumnIssue, Encoded, EncodedColumn, EncodedInput, FeatureError, FitScope, FittedFeatures, FittedInput,
 };
 pub use evaluate::{
-    ease_split, embed_catalogue, embed_queries, evaluate_split, popularity_split, Metrics, SeenRows, SplitReport,
+    ease_split, embed_catalogue, embed_queries, evaluate_split, evaluate_split_with_progress, popularity_split,
+    Metrics, SeenRows, SplitReport,
 };
 pub use experiments::Experiment;
 pub use fitted::{Encoding, FittedFeature, Value};

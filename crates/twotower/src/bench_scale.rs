@@ -13,7 +13,9 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
-use train::{evaluate_split, BatchProgress, Encoded, EpochRecord, FittedFeatures, Observer, SeenRows, Trainer};
+use train::{
+    evaluate_split_with_progress, BatchProgress, Encoded, EpochRecord, FittedFeatures, Observer, SeenRows, Trainer,
+};
 
 use crate::bench::{gemm_gflops_square, synthetic_release};
 
@@ -23,6 +25,10 @@ pub struct ScaleBenchArgs {
     /// Ratings of the synthetic release (users and items scale with it, up to ML-25M's).
     #[arg(long, default_value_t = 25_000_095, value_parser = clap::value_parser!(u32).range(10_000..=100_000_000))]
     ratings: u32,
+    /// Catalogue items of the synthetic release (default: ML-25M's 62 423 scaled by the square
+    /// root of the ratings' share).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(100..=10_000_000))]
+    items: Option<u32>,
     /// Batch sizes to time one epoch at, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "2048,8192")]
     batch_sizes: Vec<usize>,
@@ -86,7 +92,10 @@ impl ScaleBenchArgs {
         let shape = movielens::synthetic::Shape {
             n_ratings: self.ratings as usize,
             n_users: ((full.n_users as f64 * fraction) as usize).max(100),
-            n_candidates: ((full.n_candidates as f64 * fraction.sqrt()) as usize).max(100),
+            n_candidates: match self.items {
+                Some(items) => items as usize,
+                None => ((full.n_candidates as f64 * fraction.sqrt()) as usize).max(100),
+            },
         };
         let dir = synthetic_release(shape)?;
         let started = Instant::now();
@@ -134,9 +143,11 @@ impl ScaleBenchArgs {
                 "sampled_validation_seconds": record.eval_seconds,
                 "sampled_validation_rows": record.validation_rows,
             }));
-            trained.get_or_insert(trainer);
+            // Keep the first model for the evaluation, not its trainer: the trainer's shuffled
+            // order of 20M training rows alone is 160 MB.
+            trained.get_or_insert(trainer.model);
         }
-        let trainer = trained.context("--batch-sizes is empty")?;
+        let model = trained.context("--batch-sizes is empty")?;
         let full_evaluation = if self.no_full_evaluation {
             serde_json::Value::Null
         } else {
@@ -147,7 +158,15 @@ impl ScaleBenchArgs {
             );
             let started = Instant::now();
             let seen = SeenRows::new(&encoded, &split.train);
-            let report = evaluate_split(&trainer.model, &encoded, &split.test, &seen);
+            let mut last = Instant::now();
+            let report = evaluate_split_with_progress(&model, &encoded, &split.test, &seen, &mut |done, total| {
+                if last.elapsed().as_secs_f64() >= 10.0 || done == total {
+                    last = Instant::now();
+                    let elapsed = started.elapsed().as_secs_f64();
+                    let eta = elapsed / done as f64 * (total - done) as f64;
+                    eprintln!("  ranked {done}/{total}: {:.0} interactions/s, ETA {eta:.0} s", done as f64 / elapsed);
+                }
+            });
             let eval_seconds = started.elapsed().as_secs_f64();
             let eval_gflop = 2.0 * split.test.len() as f64 * dataset.candidates.n_rows() as f64 * 32.0 / 1e9;
             json!({
@@ -161,6 +180,10 @@ impl ScaleBenchArgs {
         };
         let doc = json!({
             "data": format!("seeded synthetic ML-25M-shaped release: {} ratings, {} users, {} items", shape.n_ratings, shape.n_users, shape.n_candidates),
+            "ratings": shape.n_ratings,
+            "users": shape.n_users,
+            "items": shape.n_candidates,
+            "items_given": self.items.is_some(),
             "spec": "configs/movielens-100k/best.toml, 1 epoch",
             "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             "load_seconds": load_seconds,

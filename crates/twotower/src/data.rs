@@ -136,8 +136,10 @@ impl DataArgs {
                     Some(name) => fetch_named(name)?,
                     None => resolve_data_dir(self.data.as_deref())?,
                 };
+                let spinner = loading_spinner(&dir);
                 let data =
                     movielens::load(&dir).with_context(|| format!("loading MovieLens from {}", dir.display()))?;
+                spinner.finish_and_clear();
                 (data, true)
             }
         };
@@ -308,6 +310,16 @@ fn fetch_named(name: &str) -> anyhow::Result<PathBuf> {
     }
     eprintln!("downloading {name} from {} into {}", source.url, dest.display());
     download(&source, &dest).with_context(|| format!("--dataset {name}"))
+}
+
+/// A spinner with the elapsed time while a release loads (seconds for ML-25M; the parser reads
+/// whole files, so there is no byte position to show an ETA from).
+fn loading_spinner(dir: &Path) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner()
+        .with_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template"));
+    spinner.set_message(format!("loading {}", dir.display()));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    spinner
 }
 
 /// Downloads with a progress bar.

@@ -10,6 +10,7 @@ mod bench_scale;
 mod data;
 mod export;
 mod plot;
+mod plot_scale;
 mod recommend;
 mod report;
 #[cfg(feature = "serve")]
@@ -36,6 +37,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The preset on a synthetic ML-25M-shaped release: epoch time, evaluation, memory; writes scale.json.
     BenchScale(bench_scale::ScaleBenchArgs),
+    /// The cost curves of several bench-scale reports (epoch time and memory) as one SVG.
+    PlotScale(plot_scale::PlotScaleArgs),
     /// The approximate HNSW index against exact search on a synthetic catalogue; writes ann.json.
     #[cfg(feature = "ann")]
     BenchAnn(bench_ann::AnnBenchArgs),
@@ -55,6 +58,7 @@ fn main() {
         Command::Recommend(args) => args.run(),
         Command::Bench(args) => args.run(),
         Command::BenchScale(args) => args.run(),
+        Command::PlotScale(args) => args.run(),
         #[cfg(feature = "ann")]
         Command::BenchAnn(args) => args.run(),
         Command::Export(args) => args.run(),

@@ -9,8 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use train::spec::{Boundaries, FeatureKind, FeatureSpec, TIMESTAMP};
 use train::{
-    ease_split, evaluate_split, popularity_split, Checkpoint, Encoded, EpochRecord, Experiment, FittedFeatures,
-    ModelFile, Observer, SeenRows, SplitReport, TrainConfig, Trainer,
+    ease_split, evaluate_split_with_progress, popularity_split, Checkpoint, Encoded, EpochRecord, Experiment,
+    FittedFeatures, ModelFile, Observer, SeenRows, SplitReport, TrainConfig, Trainer,
 };
 
 use train::fs::{write_atomic, RunDir};
@@ -197,10 +197,13 @@ impl TrainArgs {
                 let history = history.with_context(|| format!("training {name} (seed {seed})"))?;
                 let train_seconds = history.iter().map(|r| r.train_seconds).sum::<f64>();
                 let eval_started = Instant::now();
-                let test = evaluate_split(&trainer.model, &encoded, &split.test, &seen);
+                let evaluation =
+                    EvaluationBar::new(&name, split.test.len() + split.validation.len() + split.train.len());
+                let test = evaluation.run(&trainer.model, &encoded, &split.test, &seen);
                 let validation = (!split.validation.is_empty())
-                    .then(|| evaluate_split(&trainer.model, &encoded, &split.validation, &seen));
-                let train_report = evaluate_split(&trainer.model, &encoded, &split.train, &seen);
+                    .then(|| evaluation.run(&trainer.model, &encoded, &split.validation, &seen));
+                let train_report = evaluation.run(&trainer.model, &encoded, &split.train, &seen);
+                evaluation.bar.finish_and_clear();
                 let eval_seconds =
                     eval_started.elapsed().as_secs_f64() + history.iter().map(|r| r.eval_seconds).sum::<f64>();
                 let run = RunReport {
@@ -361,10 +364,37 @@ fn check_distinct_seeds(seeds: &[u64]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A progress bar over every batch of the run, with the last loss and the ETA.
+/// A progress bar over the final evaluation (test, validation and training interactions, each
+/// ranked over the whole catalogue), with interactions/s and the ETA.
+struct EvaluationBar {
+    bar: ProgressBar,
+}
+
+impl EvaluationBar {
+    fn new(name: &str, total: usize) -> Self {
+        let bar = ProgressBar::new(total as u64).with_style(
+            ProgressStyle::with_template(
+                "{prefix} evaluating [{bar:30}] {human_pos}/{human_len} interactions, {per_sec}, ETA {eta}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(name.to_string());
+        Self { bar }
+    }
+
+    /// `train::evaluate_split` of `rows`, advancing the bar as each chunk is ranked.
+    fn run(&self, model: &towers::TwoTower, data: &Encoded, rows: &[usize], seen: &SeenRows) -> train::SplitReport {
+        let start = self.bar.position();
+        evaluate_split_with_progress(model, data, rows, seen, &mut |done, _| self.bar.set_position(start + done as u64))
+    }
+}
+
+/// A progress bar over every batch of the run, with examples/s, the last loss and the ETA.
 struct Progress {
     bar: ProgressBar,
     epochs: usize,
+    batch_size: usize,
     /// What per-epoch validation runs on: `validation` or `test`.
     validates_on: &'static str,
     /// How many interactions it holds (a sample ranks fewer).
@@ -379,7 +409,7 @@ impl Progress {
                 .progress_chars("=> "),
         );
         bar.set_prefix(config.name.clone());
-        Self { bar, epochs: config.epochs, validates_on, total }
+        Self { bar, epochs: config.epochs, batch_size: config.batch_size, validates_on, total }
     }
 }
 
@@ -389,7 +419,12 @@ impl Observer for Progress {
             self.bar.set_length((p.n_batches * self.epochs) as u64);
         }
         self.bar.inc(1);
-        self.bar.set_message(format!("epoch {}/{}, batch loss {:.1}", p.epoch, self.epochs, p.loss));
+        let examples_per_second =
+            (self.bar.position() as usize * self.batch_size) as f64 / self.bar.elapsed().as_secs_f64();
+        self.bar.set_message(format!(
+            "epoch {}/{}, {examples_per_second:.0} examples/s, batch loss {:.1}",
+            p.epoch, self.epochs, p.loss
+        ));
     }
 
     fn on_epoch(&mut self, record: &EpochRecord) {
