@@ -61,7 +61,7 @@ impl PlotScaleArgs {
         let panels = [
             ("interactions (batch 2048)", sorted(by_interactions)),
             ("catalogue items (batch 2048)", sorted(by_items)),
-            (&*format!("batch size ({} interactions)", smallest), sorted(by_batch)),
+            (&*format!("batch size ({} interactions)", short(smallest)), sorted(by_batch)),
         ];
         if panels.iter().all(|(_, p)| p.is_empty()) {
             bail!("plot-scale: no epochs in {} report(s)", self.reports.len());
@@ -137,7 +137,12 @@ fn draw(panels: &[Panel<'_>], path: &Path) -> anyhow::Result<()> {
                     .x_label_area_size(30)
                     .y_label_area_size(50)
                     .build_cartesian_2d((x_min * 0.8..x_max * 1.25).log_scale(), 0.0..y_max * 1.15)?;
-                chart.configure_mesh().x_label_formatter(&|x| short(*x)).draw()?;
+                chart
+                    .configure_mesh()
+                    .x_labels(points.len().max(2))
+                    .x_label_formatter(&|x| short(*x))
+                    .light_line_style(TRANSPARENT)
+                    .draw()?;
                 chart.draw_series(LineSeries::new(points.iter().map(|p| (p.0, value(p))), &BLUE))?;
                 chart.draw_series(points.iter().map(|p| Circle::new((p.0, value(p)), 3, BLUE.filled())))?;
             }

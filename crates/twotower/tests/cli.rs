@@ -139,6 +139,48 @@ fn bench_epochs_are_range_checked() {
     assert!(stderr(&output).contains("--epochs"), "{}", stderr(&output));
 }
 
+/// `plot-scale` draws every panel from bench-scale reports, and names the file and the field
+/// of a report it cannot read.
+#[test]
+fn plot_scale_draws_reports_and_names_what_is_missing() {
+    let scratch = Scratch::new("plot-scale");
+    let report = |name: &str, ratings: u64, items: u64, items_given: bool, batches: &[(u64, f64)]| {
+        let epochs: Vec<String> =
+            batches.iter().map(|(b, s)| format!("{{\"batch_size\": {b}, \"epoch_seconds\": {s}}}")).collect();
+        let text = format!(
+            "{{\"ratings\": {ratings}, \"items\": {items}, \"items_given\": {items_given}, \"peak_resident_bytes\": 1.5e9, \"epochs\": [{}]}}",
+            epochs.join(", ")
+        );
+        let path = scratch.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let small = report("small.json", 1_000_000, 12_484, false, &[(1024, 9.0), (2048, 11.0), (8192, 30.0)]);
+    let large = report("large.json", 5_000_000, 27_916, false, &[(2048, 60.0)]);
+    let items = report("items.json", 5_000_000, 1_000_000, true, &[(2048, 80.0)]);
+    let svg = scratch.0.join("cost.svg");
+    let output = twotower(&["plot-scale", &small, &large, &items, "--out", svg.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for label in
+        ["epoch seconds vs interactions", "peak memory GB vs catalogue items", "batch size (1.0M interactions)"]
+    {
+        assert!(text.contains(label), "no {label:?} in the plot");
+    }
+    let broken = scratch.0.join("broken.json");
+    std::fs::write(
+        &broken,
+        r#"{"ratings": 5, "items": 3, "peak_resident_bytes": 1, "epochs": [{"batch_size": 2048}]}"#,
+    )
+    .unwrap();
+    let output = twotower(&["plot-scale", broken.to_str().unwrap(), "--out", svg.to_str().unwrap()]);
+    let message = stderr(&output);
+    assert!(
+        !output.status.success() && message.contains("broken.json") && message.contains("epoch_seconds"),
+        "{message}"
+    );
+}
+
 fn movielens_fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../movielens/tests/fixtures").join(name)
 }
