@@ -12,6 +12,8 @@
 //! * [`popularity_scores`]: the baseline that ranks every candidate by its training count.
 //! * `HnswIndex` (feature `ann`): approximate top-k by inner product on an HNSW graph, for
 //!   catalogues where exact search is too slow; scores are exact, membership approximate.
+//! * [`IvfIndex`]: approximate top-k by inner product with k-means lists (IVF-Flat), built in
+//!   seconds and deterministic; scores exact, membership approximate.
 //! * [`Ease`]: the closed-form item-item baseline of Steck (2019), for catalogues up to 20 000.
 //!
 //! Everything here sees arrays and row indices only: no model, no MovieLens.
@@ -34,6 +36,7 @@ mod ann;
 mod ease;
 mod exact;
 mod index;
+mod ivf;
 mod kernel;
 mod metric;
 mod popularity;
@@ -43,6 +46,7 @@ pub use ann::{AnnConfig, HnswIndex};
 pub use ease::{Ease, EaseError, MAX_ITEMS as EASE_MAX_ITEMS};
 pub use exact::exact_score;
 pub use index::{BruteForceIndex, Neighbours};
+pub use ivf::{IvfConfig, IvfIndex};
 pub use kernel::{Gemm, Lanes, ScoreKernel};
 pub use metric::{true_rank, true_rank_unfiltered_and_filtered, true_rank_with, FactorizedTopK, MISS, TFRS_KS};
 pub use popularity::popularity_scores;

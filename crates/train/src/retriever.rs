@@ -20,14 +20,21 @@ use crate::ModelFile;
 /// Queries embedded per forward pass when embedding every known user.
 const USER_CHUNK: usize = 4096;
 
+/// An approximate index over the catalogue.
+#[derive(Debug)]
+enum Approximate {
+    #[cfg(feature = "ann")]
+    Hnsw(eval::HnswIndex),
+    Ivf(eval::IvfIndex),
+}
+
 /// A model file with its catalogue embedded, ready for queries.
 #[derive(Debug)]
 pub struct Retriever {
     file: ModelFile,
     index: BruteForceIndex,
-    /// The approximate index, when asked for ([`Retriever::use_ann`]).
-    #[cfg(feature = "ann")]
-    ann: Option<eval::HnswIndex>,
+    /// The approximate index, when asked for ([`Retriever::use_ivf`], [`Retriever::use_ann`]).
+    approximate: Option<Approximate>,
     user_index: HashMap<String, u32>,
     item_index: HashMap<String, u32>,
     rows_of_identity: HashMap<u32, Vec<u32>>,
@@ -74,15 +81,7 @@ impl Retriever {
         for (row, &identity) in file.catalogue.identity.iter().enumerate() {
             rows_of_identity.entry(identity).or_default().push(row as u32);
         }
-        Self {
-            file,
-            index,
-            #[cfg(feature = "ann")]
-            ann: None,
-            user_index,
-            item_index,
-            rows_of_identity,
-        }
+        Self { file, index, approximate: None, user_index, item_index, rows_of_identity }
     }
 
     /// Answers from now on with an approximate HNSW index over the catalogue (built here, on
@@ -91,16 +90,27 @@ impl Retriever {
     #[cfg(feature = "ann")]
     pub fn use_ann(&mut self, config: eval::AnnConfig) {
         let rows: Vec<u32> = (0..self.file.catalogue.len() as u32).collect();
-        self.ann = Some(eval::HnswIndex::build(self.index.candidates().to_owned(), rows, config));
+        self.approximate =
+            Some(Approximate::Hnsw(eval::HnswIndex::build(self.index.candidates().to_owned(), rows, config)));
+    }
+
+    /// Answers from now on with an approximate IVF index (k-means lists, `config.n_probe` of
+    /// them scanned per query; built here in seconds, deterministic). Scores stay exact; which
+    /// items make the list is approximate (see `eval::IvfIndex`).
+    pub fn use_ivf(&mut self, config: eval::IvfConfig) {
+        let rows: Vec<u32> = (0..self.file.catalogue.len() as u32).collect();
+        self.approximate =
+            Some(Approximate::Ivf(eval::IvfIndex::build(self.index.candidates().to_owned(), rows, config)));
     }
 
     /// Top-k through the approximate index if one is in use, else exactly.
     fn top_k(&self, queries: ndarray::ArrayView2<'_, f32>, k: usize, exclusions: &[Vec<u32>]) -> Vec<eval::Neighbours> {
-        #[cfg(feature = "ann")]
-        if let Some(ann) = &self.ann {
-            return ann.top_k(queries, k, Some(exclusions));
+        match &self.approximate {
+            #[cfg(feature = "ann")]
+            Some(Approximate::Hnsw(index)) => index.top_k(queries, k, Some(exclusions)),
+            Some(Approximate::Ivf(index)) => index.top_k(queries, k, Some(exclusions)),
+            None => self.index.top_k(queries, k, Some(exclusions)),
         }
-        self.index.top_k(queries, k, Some(exclusions))
     }
 
     /// The model file.

@@ -1,6 +1,7 @@
-//! `twotower bench-ann`: the approximate HNSW index against exact search on a seeded synthetic
-//! catalogue (default 1 000 000 items at d = 32 and 64): recall@k against the exact top-k,
-//! queries per second of both (batched, every core), build time and the memory the index adds.
+//! `twotower bench-ann`: the approximate indexes (IVF lists and the HNSW graph) against exact
+//! search on a seeded synthetic catalogue (default 1 000 000 items at d = 32 and 64): recall@k
+//! against the exact top-k, queries per second (batched, every core), build time and the memory
+//! each index adds.
 //!
 //! The catalogue imitates trained item embeddings: 1000 cluster centres, per-item noise and norms
 //! that vary by a factor of four (popular items have longer embeddings), so the inner-product
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use eval::{AnnConfig, BruteForceIndex, HnswIndex};
+use eval::{AnnConfig, BruteForceIndex, HnswIndex, IvfConfig, IvfIndex};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -28,9 +29,15 @@ pub struct AnnBenchArgs {
     /// Queries timed (the exact top-k of each is the reference).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=100_000))]
     queries: u32,
-    /// Search widths (ef) to sweep, comma-separated.
+    /// HNSW search widths (ef) to sweep, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "10,20,50,100,200")]
     ef: Vec<usize>,
+    /// IVF lists scanned per query to sweep, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "8,16,32,64,128")]
+    n_probe: Vec<usize>,
+    /// Measure only the IVF index (the HNSW build takes about 12 minutes at 1M items).
+    #[arg(long)]
+    skip_hnsw: bool,
     /// Where to write the report.
     #[arg(long, default_value = "ann.json")]
     out: PathBuf,
@@ -73,41 +80,78 @@ impl AnnBenchArgs {
             let exact = exact_index.top_k(queries.view(), k, None);
             let exact_seconds = started.elapsed().as_secs_f64();
             drop(exact_index);
+            let measure = |approx: &[eval::Neighbours], seconds: f64| {
+                let hits: usize =
+                    exact.iter().zip(approx).map(|(e, a)| a.rows.iter().filter(|r| e.rows.contains(r)).count()).sum();
+                let recall = hits as f64 / (k * n_queries) as f64;
+                let qps = n_queries as f64 / seconds;
+                (recall, qps, qps * exact_seconds / n_queries as f64)
+            };
+
             eprintln!(
-                "bench-ann: building HNSW (M {}, ef_construction {})",
-                AnnConfig::default().max_connections,
-                AnnConfig::default().ef_construction
+                "bench-ann: building IVF ({} lists)",
+                IvfConfig::default().n_lists.map_or("4·√n".into(), |l| l.to_string())
             );
             let before = resident_bytes();
             let started = Instant::now();
-            let mut ann = HnswIndex::build(items, ids, AnnConfig::default());
-            let build_seconds = started.elapsed().as_secs_f64();
-            let added = before.zip(resident_bytes()).map(|(b, a)| a.saturating_sub(b));
-            let mut sweep = Vec::new();
-            for &ef in &self.ef {
-                ann.set_ef_search(ef);
+            let mut ivf = IvfIndex::build(items.clone(), ids.clone(), IvfConfig::default());
+            let ivf_build_seconds = started.elapsed().as_secs_f64();
+            let ivf_added = before.zip(resident_bytes()).map(|(b, a)| a.saturating_sub(b));
+            let mut ivf_sweep = Vec::new();
+            for &n_probe in &self.n_probe {
+                ivf.set_n_probe(n_probe);
                 let started = Instant::now();
-                let approx = ann.top_k(queries.view(), k, None);
-                let seconds = started.elapsed().as_secs_f64();
-                let hits: usize =
-                    exact.iter().zip(&approx).map(|(e, a)| a.rows.iter().filter(|r| e.rows.contains(r)).count()).sum();
-                let recall = hits as f64 / (k * n_queries) as f64;
-                let qps = n_queries as f64 / seconds;
-                eprintln!(
-                    "  ef {ef:>4}: recall@{k} {recall:.4}, {qps:.0} queries/s ({:.1}x exact)",
-                    qps * exact_seconds / n_queries as f64
-                );
-                sweep.push(json!({ "ef_search": ef, "recall_at_10": recall, "queries_per_second": qps,
-                    "speedup_over_exact": qps * exact_seconds / n_queries as f64 }));
+                let approx = ivf.top_k(queries.view(), k, None);
+                let (recall, qps, speedup) = measure(&approx, started.elapsed().as_secs_f64());
+                eprintln!("  n_probe {n_probe:>4}: recall@{k} {recall:.4}, {qps:.0} queries/s ({speedup:.1}x exact)");
+                ivf_sweep.push(json!({ "n_probe": n_probe, "recall_at_10": recall, "queries_per_second": qps,
+                    "speedup_over_exact": speedup }));
             }
+            let ivf_report = json!({
+                "build_seconds": ivf_build_seconds,
+                "index_resident_bytes_added": ivf_added,
+                "lists": ivf.n_lists(),
+                "config": format!("{:?}", IvfConfig::default()),
+                "sweep": ivf_sweep,
+            });
+            drop(ivf);
+
+            let hnsw_report = if self.skip_hnsw {
+                serde_json::Value::Null
+            } else {
+                eprintln!(
+                    "bench-ann: building HNSW (M {}, ef_construction {})",
+                    AnnConfig::default().max_connections,
+                    AnnConfig::default().ef_construction
+                );
+                let before = resident_bytes();
+                let started = Instant::now();
+                let mut ann = HnswIndex::build(items, ids, AnnConfig::default());
+                let build_seconds = started.elapsed().as_secs_f64();
+                let added = before.zip(resident_bytes()).map(|(b, a)| a.saturating_sub(b));
+                let mut sweep = Vec::new();
+                for &ef in &self.ef {
+                    ann.set_ef_search(ef);
+                    let started = Instant::now();
+                    let approx = ann.top_k(queries.view(), k, None);
+                    let (recall, qps, speedup) = measure(&approx, started.elapsed().as_secs_f64());
+                    eprintln!("  ef {ef:>4}: recall@{k} {recall:.4}, {qps:.0} queries/s ({speedup:.1}x exact)");
+                    sweep.push(json!({ "ef_search": ef, "recall_at_10": recall, "queries_per_second": qps,
+                        "speedup_over_exact": speedup }));
+                }
+                json!({
+                    "build_seconds": build_seconds,
+                    "index_resident_bytes_added": added,
+                    "config": { "max_connections": AnnConfig::default().max_connections, "ef_construction": AnnConfig::default().ef_construction },
+                    "sweep": sweep,
+                })
+            };
             results.push(json!({
                 "items": n, "dim": d, "queries": n_queries,
                 "exact_queries_per_second": n_queries as f64 / exact_seconds,
                 "exact_note": "BruteForceIndex::top_k over all queries at once (blocked GEMM filter + exact rescoring, both cores)",
-                "build_seconds": build_seconds,
-                "index_resident_bytes_added": added,
-                "config": { "max_connections": AnnConfig::default().max_connections, "ef_construction": AnnConfig::default().ef_construction },
-                "sweep": sweep,
+                "ivf": ivf_report,
+                "hnsw": hnsw_report,
             }));
         }
         let report = json!({

@@ -26,8 +26,11 @@ pub struct RecommendArgs {
     at: Option<i64>,
     /// Search an approximate HNSW index with this search width (ef) instead of the exact index.
     #[cfg(feature = "ann")]
-    #[arg(long, value_name = "EF", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_name = "EF", value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "ivf")]
     ann: Option<u32>,
+    /// Search an approximate IVF index (k-means lists) scanning this many lists per query.
+    #[arg(long, value_name = "N_PROBE", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    ivf: Option<u32>,
 }
 
 impl RecommendArgs {
@@ -38,6 +41,9 @@ impl RecommendArgs {
         #[cfg(feature = "ann")]
         if let Some(ef) = self.ann {
             retriever.use_ann(eval::AnnConfig { ef_search: ef as usize, ..eval::AnnConfig::default() });
+        }
+        if let Some(n_probe) = self.ivf {
+            retriever.use_ivf(eval::IvfConfig { n_probe: n_probe as usize, ..eval::IvfConfig::default() });
         }
         let query = UserQuery { user: &self.user, at: self.at, k: self.k, include_seen: self.include_seen };
         let top = retriever.recommend(&query).context("recommend")?;

@@ -56,8 +56,22 @@ pub struct ServeArgs {
     admin_addr: SocketAddr,
     /// Serve from an approximate HNSW index with this search width (ef), rebuilt on reload.
     #[cfg(feature = "ann")]
-    #[arg(long, value_name = "EF", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_name = "EF", value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "ivf")]
     ann: Option<u32>,
+    /// Serve from an approximate IVF index scanning this many lists per query, rebuilt on reload.
+    #[arg(long, value_name = "N_PROBE", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    ivf: Option<u32>,
+}
+
+/// Which index answers requests.
+#[derive(Debug, Clone, Copy)]
+enum IndexChoice {
+    Exact,
+    /// HNSW with this search width.
+    #[cfg_attr(not(feature = "ann"), allow(dead_code))]
+    Hnsw(u32),
+    /// IVF scanning this many lists.
+    Ivf(u32),
 }
 
 /// The model being served, swapped whole on reload.
@@ -65,17 +79,24 @@ struct Served {
     retriever: RwLock<Arc<Retriever>>,
     model_path: PathBuf,
     generation: AtomicU64,
-    /// The HNSW search width when serving approximately.
-    ann: Option<u32>,
+    /// The index requests are answered from, rebuilt on reload.
+    index: IndexChoice,
 }
 
-/// A retriever over `file`, with its approximate index when `ann` asks for one.
-#[allow(unused_variables, unused_mut)]
-fn retriever(file: ModelFile, ann: Option<u32>) -> Retriever {
+/// A retriever over `file`, with the approximate index `index` asks for.
+fn retriever(file: ModelFile, index: IndexChoice) -> Retriever {
     let mut retriever = Retriever::new(file);
-    #[cfg(feature = "ann")]
-    if let Some(ef) = ann {
-        retriever.use_ann(eval::AnnConfig { ef_search: ef as usize, ..eval::AnnConfig::default() });
+    match index {
+        IndexChoice::Exact => {}
+        #[cfg(feature = "ann")]
+        IndexChoice::Hnsw(ef) => {
+            retriever.use_ann(eval::AnnConfig { ef_search: ef as usize, ..eval::AnnConfig::default() })
+        }
+        #[cfg(not(feature = "ann"))]
+        IndexChoice::Hnsw(_) => {}
+        IndexChoice::Ivf(n_probe) => {
+            retriever.use_ivf(eval::IvfConfig { n_probe: n_probe as usize, ..eval::IvfConfig::default() })
+        }
     }
     retriever
 }
@@ -88,7 +109,7 @@ impl Served {
     /// Loads the model file again; the old model keeps serving if it fails.
     fn reload(&self) -> Result<u64, String> {
         let file = ModelFile::load(&self.model_path).map_err(|e| e.to_string())?;
-        let retriever = Arc::new(retriever(file, self.ann));
+        let retriever = Arc::new(retriever(file, self.index));
         *self.retriever.write().unwrap_or_else(std::sync::PoisonError::into_inner) = retriever;
         Ok(self.generation.fetch_add(1, Ordering::SeqCst) + 1)
     }
@@ -250,7 +271,11 @@ async fn model_info(State(served): State<Arc<Served>>) -> Json<Value> {
         "catalogue": file.catalogue.len(),
         "users": file.users.len(),
         "dim": retriever.catalogue_embeddings().ncols(),
-        "index": match served.ann { Some(ef) => json!({ "kind": "hnsw", "ef_search": ef }), None => json!({ "kind": "exact" }) },
+        "index": match served.index {
+            IndexChoice::Exact => json!({ "kind": "exact" }),
+            IndexChoice::Hnsw(ef) => json!({ "kind": "hnsw", "ef_search": ef }),
+            IndexChoice::Ivf(n_probe) => json!({ "kind": "ivf", "n_probe": n_probe }),
+        },
     }))
 }
 
@@ -294,14 +319,19 @@ impl ServeArgs {
         }
         let file = ModelFile::load(&self.model).context("loading the model")?;
         #[cfg(feature = "ann")]
-        let ann = self.ann;
+        let hnsw = self.ann;
         #[cfg(not(feature = "ann"))]
-        let ann = None;
+        let hnsw: Option<u32> = None;
+        let index = match (hnsw, self.ivf) {
+            (Some(ef), _) => IndexChoice::Hnsw(ef),
+            (None, Some(n_probe)) => IndexChoice::Ivf(n_probe),
+            (None, None) => IndexChoice::Exact,
+        };
         let served = Arc::new(Served {
-            retriever: RwLock::new(Arc::new(retriever(file, ann))),
+            retriever: RwLock::new(Arc::new(retriever(file, index))),
             model_path: self.model.clone(),
             generation: AtomicU64::new(1),
-            ann,
+            index,
         });
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
         runtime.block_on(async move {

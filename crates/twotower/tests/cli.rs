@@ -120,6 +120,13 @@ fn a_rerun_replaces_metrics_and_model_together_and_recommend_checks_its_flags() 
     assert!(approximate.status.success(), "{}", stderr(&approximate));
     assert_eq!(String::from_utf8_lossy(&approximate.stdout), String::from_utf8_lossy(&exact.stdout));
     assert!(!recommend(&["--ann", "0"]).status.success(), "a search width of 0 is refused");
+    // The IVF index scanning all of its lists finds the exact list too.
+    let ivf = recommend(&["-k", "8", "--ivf", "1000"]);
+    assert!(ivf.status.success(), "{}", stderr(&ivf));
+    assert_eq!(String::from_utf8_lossy(&ivf.stdout), String::from_utf8_lossy(&exact.stdout));
+    assert!(!recommend(&["--ivf", "0"]).status.success(), "scanning no list is refused");
+    let both = recommend(&["--ivf", "4", "--ann", "64"]);
+    assert!(!both.status.success() && stderr(&both).contains("cannot be used with"), "{}", stderr(&both));
 
     let mut bytes = std::fs::read(out.join("model.bin")).unwrap();
     let last = bytes.len() - 1;

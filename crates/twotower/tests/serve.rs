@@ -23,8 +23,13 @@ impl Drop for Server {
 }
 
 fn start(model: &std::path::Path) -> Server {
+    start_with(model, &[])
+}
+
+fn start_with(model: &std::path::Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_twotower"))
         .args(["serve", "--model", model.to_str().unwrap(), "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -224,4 +229,21 @@ fn the_server_answers_refuses_reloads_and_shuts_down() {
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// `--ivf` serves from the k-means lists; scanning every list answers as the exact index, and
+/// `/model` says which index answers.
+#[test]
+fn the_ivf_index_serves_the_exact_answer_when_it_scans_every_list() {
+    let scratch = Scratch::new("serve-ivf");
+    write_dataset(&scratch.0, 2400);
+    let model = train(&scratch, "run", "1");
+    let exact = start(&model);
+    let ivf = start_with(&model, &["--ivf", "1000"]);
+    assert_eq!(get(&format!("{}/model", ivf.base)).1["index"], serde_json::json!({ "kind": "ivf", "n_probe": 1000 }));
+    assert_eq!(get(&format!("{}/model", exact.base)).1["index"], serde_json::json!({ "kind": "exact" }));
+    for user in ["1", "3", "7"] {
+        let url = |base: &str| format!("{base}/recommend?user={user}&k=10");
+        assert_eq!(get(&url(&ivf.base)), get(&url(&exact.base)), "user {user}");
+    }
 }
