@@ -9,7 +9,7 @@
 //! cargo xtask train [twotower train flags]   train and evaluate (default experiment: context-timestamps)
 //! cargo xtask recommend [flags]              top titles for a user from a saved model
 //! cargo xtask bench [flags]                  fixed benchmark workload → bench.json
-//! cargo xtask bench-ann [flags]              HNSW against exact search, 1M synthetic items → ann.json
+//! cargo xtask bench-ann [flags]              IVF and HNSW against exact search, 1M synthetic items → ann.json
 //! cargo xtask bench-scale [flags]            the preset on 25M synthetic ratings → scale.json
 //! cargo xtask plot-scale FILES --out F.svg    cost curves of several scale.json reports
 //! cargo xtask export --model F --out DIR     embeddings as .npy + keys, and Qdrant points
@@ -50,7 +50,7 @@ const HELP: &str = "usage: cargo xtask <command> [flags]
   train      train and evaluate an experiment (cargo xtask train --help for flags)
   recommend  top titles for a user from a saved model
   bench      fixed benchmark of the deep [64, 32] model, writes bench.json
-  bench-ann  the approximate index against exact search on 1M synthetic items, writes ann.json
+  bench-ann  the approximate indexes (IVF, HNSW) against exact search on 1M synthetic items, writes ann.json
   bench-scale  the MovieLens 100k preset on 25M synthetic ratings (epoch, evaluation, memory), writes scale.json
   plot-scale   epoch time and memory of several scale.json reports against interactions, items, batch size (SVG)
   export     a model's embeddings as .npy with keys, and as Qdrant points (--model FILE --out DIR)
