@@ -11,7 +11,7 @@ use benches::{deep_trainer, matrixmultiply_gemm, random_matrix, synthetic_data, 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
-use retrieval::{exp_columns, exp_row, Batch, InBatchSoftmax, LossConfig, ScoreKernel};
+use retrieval::{exp_columns, exp_row, Batch, InBatchSoftmax, LossConfig, SoftmaxKernel};
 
 /// (name, m, k, n) of `A (m×k) · B (k×n)`.
 const GEMM_SHAPES: [(&str, usize, usize, usize); 4] = [
@@ -86,7 +86,7 @@ fn loss(c: &mut Criterion) {
     let mut group = c.benchmark_group("loss");
     group.sample_size(30);
     group.throughput(Throughput::Elements(3 * 2 * 2048 * 2048 * 32));
-    for (name, kernel) in [("fused", ScoreKernel::Fused), ("gemm", ScoreKernel::Gemm)] {
+    for (name, kernel) in [("fused", SoftmaxKernel::Fused), ("gemm", SoftmaxKernel::Gemm)] {
         let mut loss = InBatchSoftmax::with_kernel(kernel);
         group.bench_function(BenchmarkId::new("in_batch_softmax_2048_d32", name), |bench| {
             bench.iter(|| black_box(loss.compute(&batch, &LossConfig::default())))

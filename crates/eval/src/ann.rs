@@ -26,7 +26,7 @@ use hnsw_rs::prelude::{DistL2, Hnsw};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::exact::exact_score;
+use crate::index::check_exclusions;
 use crate::Neighbours;
 
 /// Construction and search parameters.
@@ -119,15 +119,7 @@ impl HnswIndex {
     /// If the queries' width differs from the catalogue's, or the exclusions do not match the queries.
     pub fn top_k(&self, queries: ArrayView2<'_, f32>, k: usize, exclusions: Option<&[Vec<u32>]>) -> Vec<Neighbours> {
         assert_eq!(queries.ncols(), self.candidates.ncols(), "HnswIndex::top_k: query width");
-        if let Some(e) = exclusions {
-            assert_eq!(
-                e.len(),
-                queries.nrows(),
-                "HnswIndex::top_k: {} exclusion lists for {} queries",
-                e.len(),
-                queries.nrows()
-            );
-        }
+        check_exclusions("HnswIndex", exclusions, queries.nrows());
         let n = self.len();
         (0..queries.nrows())
             .into_par_iter()
@@ -143,19 +135,8 @@ impl HnswIndex {
                 let mut augmented: Vec<f32> = query.iter().map(|&v| v * scale).collect();
                 augmented.push(0.0);
                 let found = self.graph.search(&augmented, want, self.config.ef_search.max(want));
-                let mut scored: Vec<(f64, u32)> = found
-                    .iter()
-                    .map(|neighbour| neighbour.d_id as u32)
-                    .filter(|&row| !excluded.contains(&self.ids[row as usize]))
-                    .map(|row| (exact_score(query, self.candidates.row(row as usize)), row))
-                    .collect();
-                scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                scored.truncate(k);
-                Neighbours {
-                    ids: scored.iter().map(|&(_, row)| self.ids[row as usize]).collect(),
-                    scores: scored.iter().map(|&(s, _)| s as f32).collect(),
-                    rows: scored.iter().map(|&(_, row)| row).collect(),
-                }
+                let proposed = found.iter().map(|neighbour| neighbour.d_id as u32);
+                Neighbours::rescored(query, self.candidates.view(), &self.ids, proposed, excluded, k)
             })
             .collect()
     }

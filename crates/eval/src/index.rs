@@ -8,7 +8,7 @@
 //! 1e5, which gives the same list whenever no remaining score is 1e5 below an excluded one;
 //! skipping is exact in every case.
 
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::{s, Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
 use crate::exact::{exact_score, row_norms, Band};
@@ -35,6 +35,41 @@ pub struct Neighbours {
     pub scores: Vec<f32>,
     /// Their catalogue rows.
     pub rows: Vec<u32>,
+}
+
+impl Neighbours {
+    /// The best `k` of the catalogue rows `proposed` (by an approximate index) for `query`, best
+    /// first: rows whose id is in `excluded` dropped, the rest ranked by [exact score](crate::exact_score)
+    /// (ties: lower row first). The approximate indexes share this, so their scores equal the
+    /// exact index's and only which rows were proposed differs.
+    pub(crate) fn rescored(
+        query: ArrayView1<'_, f32>,
+        candidates: ArrayView2<'_, f32>,
+        ids: &[u32],
+        proposed: impl Iterator<Item = u32>,
+        excluded: &[u32],
+        k: usize,
+    ) -> Self {
+        let mut scored: Vec<(f64, u32)> = proposed
+            .filter(|&row| !excluded.contains(&ids[row as usize]))
+            .map(|row| (exact_score(query, candidates.row(row as usize)), row))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.truncate(k);
+        Self {
+            ids: scored.iter().map(|&(_, row)| ids[row as usize]).collect(),
+            scores: scored.iter().map(|&(s, _)| s as f32).collect(),
+            rows: scored.iter().map(|&(_, row)| row).collect(),
+        }
+    }
+}
+
+/// Checks that `exclusions`, when given, has one list per query (`index` names the caller).
+#[track_caller]
+pub(crate) fn check_exclusions(index: &str, exclusions: Option<&[Vec<u32>]>, n_queries: usize) {
+    if let Some(e) = exclusions {
+        assert_eq!(e.len(), n_queries, "{index}::top_k: {} exclusion lists for {n_queries} queries", e.len());
+    }
 }
 
 impl BruteForceIndex {

@@ -30,7 +30,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::exact::exact_score;
+use crate::index::check_exclusions;
 use crate::Neighbours;
 
 /// Build and search parameters.
@@ -159,15 +159,7 @@ impl IvfIndex {
     /// queries.
     pub fn top_k(&self, queries: ArrayView2<'_, f32>, k: usize, exclusions: Option<&[Vec<u32>]>) -> Vec<Neighbours> {
         assert_eq!(queries.ncols(), self.candidates.ncols(), "IvfIndex::top_k: query width");
-        if let Some(e) = exclusions {
-            assert_eq!(
-                e.len(),
-                queries.nrows(),
-                "IvfIndex::top_k: {} exclusion lists for {} queries",
-                e.len(),
-                queries.nrows()
-            );
-        }
+        check_exclusions("IvfIndex", exclusions, queries.nrows());
         // Every query's dot product with every centroid, one GEMM per chunk of queries.
         const CHUNK: usize = 256;
         let dim = queries.ncols();
@@ -231,18 +223,8 @@ impl IvfIndex {
                 best.truncate(keep);
             }
         }
-        let mut scored: Vec<(f64, u32)> = best
-            .into_iter()
-            .filter(|&(_, row)| !excluded.contains(&self.ids[row as usize]))
-            .map(|(_, row)| (exact_score(query, self.candidates.row(row as usize)), row))
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        scored.truncate(k);
-        Neighbours {
-            ids: scored.iter().map(|&(_, row)| self.ids[row as usize]).collect(),
-            scores: scored.iter().map(|&(s, _)| s as f32).collect(),
-            rows: scored.iter().map(|&(_, row)| row).collect(),
-        }
+        let proposed = best.into_iter().map(|(_, row)| row);
+        Neighbours::rescored(query, self.candidates.view(), &self.ids, proposed, excluded, k)
     }
 }
 

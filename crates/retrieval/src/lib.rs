@@ -38,5 +38,5 @@ mod loss;
 mod softmax;
 
 pub use frequency::StreamingFrequency;
-pub use loss::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, ScoreKernel, MIN_FLOAT};
+pub use loss::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, SoftmaxKernel, MIN_FLOAT};
 pub use softmax::{exp_columns, exp_row, fast_exp, RowExp};

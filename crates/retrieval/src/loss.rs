@@ -80,9 +80,9 @@ impl<'a> Batch<'a> {
 
 /// How [`InBatchSoftmax`] computes the score products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ScoreKernel {
+pub enum SoftmaxKernel {
     /// Scores, softmax and both backward products per block of 48 queries, with the logits
-    /// kept in cache (`tensor::lanes`). Falls back to [`ScoreKernel::Gemm`] when hard
+    /// kept in cache (`tensor::lanes`). Falls back to [`SoftmaxKernel::Gemm`] when hard
     /// negatives are selected, which need whole rows.
     #[default]
     Fused,
@@ -95,7 +95,7 @@ pub enum ScoreKernel {
 #[derive(Debug, Clone, Default)]
 pub struct InBatchSoftmax {
     /// How the score products run.
-    kernel: ScoreKernel,
+    kernel: SoftmaxKernel,
     /// Buffers of the two halves of the query rows on the GEMM path, which run concurrently.
     halves: [HalfBuffers; 2],
     /// Buffers of the two halves on the fused path.
@@ -138,12 +138,12 @@ struct Shared<'a, 'b> {
 
 impl InBatchSoftmax {
     /// A loss whose score products run on `kernel`.
-    pub fn with_kernel(kernel: ScoreKernel) -> Self {
+    pub fn with_kernel(kernel: SoftmaxKernel) -> Self {
         Self { kernel, ..Self::default() }
     }
 
     /// The kernel the score products run on.
-    pub fn kernel(&self) -> ScoreKernel {
+    pub fn kernel(&self) -> SoftmaxKernel {
         self.kernel
     }
 
@@ -200,7 +200,7 @@ impl InBatchSoftmax {
         let (scales_top, scales_bottom) = self.row_scale.split_at_mut(split);
         let (dquery_top, dquery_bottom) = self.dquery.view_mut().split_at(ndarray::Axis(0), split);
         let inv_temperature = config.temperature.map_or(1.0, |t| 1.0 / t);
-        let half_dcandidates = if self.kernel == ScoreKernel::Fused && config.num_hard_negatives.is_none() {
+        let half_dcandidates = if self.kernel == SoftmaxKernel::Fused && config.num_hard_negatives.is_none() {
             let padded_dim = dim.div_ceil(LANES) * LANES;
             let candidates = if padded_dim == dim && batch.candidate.is_standard_layout() {
                 batch.candidate

@@ -4,7 +4,7 @@
 use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, ScoreKernel};
+use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, SoftmaxKernel};
 use serde::Deserialize;
 use tensor::gradcheck::{assert_close, matrix, numeric_gradient};
 use tensor::init::uniform;
@@ -231,7 +231,7 @@ fn blocked_computation_matches_a_naive_reference() {
         accidental_hits: AccidentalHits::Remove { candidate_ids: &ids },
     };
     let (reference, dq, dc) = naive_reference(&batch, f64::from(0.3f32));
-    for kernel in [ScoreKernel::Gemm, ScoreKernel::Fused] {
+    for kernel in [SoftmaxKernel::Gemm, SoftmaxKernel::Fused] {
         let mut loss = InBatchSoftmax::with_kernel(kernel);
         let value = loss.compute(&batch, &LossConfig { temperature: Some(0.3), num_hard_negatives: None });
         let relative = |a: f64, b: f64| (a - b).abs() / b.abs().max(1.0);

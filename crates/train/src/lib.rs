@@ -53,7 +53,7 @@ pub use guard::{TrainError, GRADIENT_LIMIT};
 pub use model_file::{seal, Catalogue, KnownUser, ModelFile, ModelFileError, FORMAT_VERSION, HEADER_LEN};
 pub use optimizer::ModelOptState;
 pub use query::{OwnedValue, QueryError, Request, UserQuery};
-pub use retrieval::ScoreKernel;
+pub use retrieval::SoftmaxKernel;
 pub use retriever::{Recommendation, Retriever};
 pub use spec::{FeatureKind, FeatureSpec, ModelSpec, TowerSpec};
 pub use trainer::{BatchProgress, EpochRecord, Grads, Observer, StepProfile, Trainer};

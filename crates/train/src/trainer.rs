@@ -19,7 +19,7 @@ use dataset::Split;
 use optim::{Adagrad, AdagradConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, ScoreKernel};
+use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, SoftmaxKernel};
 use towers::{TowerCache, TowerGrads, TwoTower, ValidModelConfig};
 
 use crate::batch::{with_views, BatchColumns};
@@ -307,7 +307,7 @@ impl Trainer {
 
     /// Runs the loss's score products on `kernel` from the next step on (the fused kernel is the
     /// default; the GEMM path is kept for comparison).
-    pub fn set_score_kernel(&mut self, kernel: ScoreKernel) {
+    pub fn set_score_kernel(&mut self, kernel: SoftmaxKernel) {
         self.buffers.loss = InBatchSoftmax::with_kernel(kernel);
     }
 

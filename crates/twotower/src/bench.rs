@@ -21,7 +21,8 @@ use serde_json::json;
 use tensor::matmul::Parallelism;
 use towers::TowerCache;
 use train::{
-    embed_catalogue, embed_queries, evaluate_split, Encoded, Experiment, FittedFeatures, ScoreKernel, SeenRows, Trainer,
+    embed_catalogue, embed_queries, evaluate_split, Encoded, Experiment, FittedFeatures, SeenRows, SoftmaxKernel,
+    Trainer,
 };
 
 use crate::data;
@@ -58,7 +59,7 @@ impl BenchArgs {
         let config = config.validate().context("deep-2 configuration")?;
         // The GEMM kernel first, then the fused one (the default), which the rest of the bench uses.
         let mut gemm_trainer = Trainer::new(config.clone(), shapes.clone());
-        gemm_trainer.set_score_kernel(ScoreKernel::Gemm);
+        gemm_trainer.set_score_kernel(SoftmaxKernel::Gemm);
         eprintln!("bench: training deep [64, 32] for {} epochs (1 warm-up), GEMM score kernel", epochs + 1);
         let gemm_history = gemm_trainer.fit(&encoded, &split, &mut ())?;
         let gemm_profile = gemm_trainer.take_step_profile();

@@ -37,7 +37,7 @@ pub struct AnnBenchArgs {
     n_probe: Vec<usize>,
     /// Noise around the 1000 cluster centres (0.5: clear clusters; 2: noise dominates, the hard
     /// case for both indexes).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = parse_noise)]
     noise: f32,
     /// Measure only the IVF index (the HNSW build takes about 12 minutes at 1M items).
     #[arg(long)]
@@ -45,6 +45,14 @@ pub struct AnnBenchArgs {
     /// Where to write the report.
     #[arg(long, default_value = "ann.json")]
     out: PathBuf,
+}
+
+/// `--noise`: a finite amplitude from 0 to 100.
+fn parse_noise(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() && (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a number from 0 to 100, got {text:?}")),
+    }
 }
 
 /// A clustered catalogue (or query set) of `n` rows of width `d`, with per-coordinate noise of
