@@ -32,6 +32,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(target_arch = "x86_64")]
+mod columns_avx512;
 mod frequency;
 mod fused;
 mod loss;

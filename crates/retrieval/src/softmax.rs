@@ -133,6 +133,12 @@ pub fn exp_columns(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [
         sum.len()
     );
     #[cfg(target_arch = "x86_64")]
+    if width.is_multiple_of(crate::columns_avx512::LANES) && tensor::lanes::avx512_enabled() {
+        // SAFETY: the CPU supports AVX-512F (`avx512_enabled` checks it); the shapes were checked.
+        #[allow(unsafe_code)]
+        return unsafe { crate::columns_avx512::exp_columns(block, width, max, sum) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if width.is_multiple_of(8)
         && std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma")
@@ -184,7 +190,7 @@ fn exp_columns_kernel(block: &mut [f32], width: usize, max: &mut [f32], sum: &mu
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-mod columns_avx2 {
+pub(crate) mod columns_avx2 {
     //! [`super::exp_columns`] in AVX2/FMA intrinsics, eight columns per register.
     use std::arch::x86_64::{
         __m256, _mm256_add_epi32, _mm256_add_ps, _mm256_andnot_ps, _mm256_castps_si256, _mm256_castsi256_ps,
@@ -220,7 +226,7 @@ mod columns_avx2 {
     /// The CPU supports AVX2 and FMA; `width % 8 == 0`, `block.len() % width == 0`, and `max`,
     /// `sum` are `width` long.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn exp_columns(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [f32]) {
+    pub(crate) unsafe fn exp_columns(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [f32]) {
         // Three registers of columns per pass when the width allows (two passes over a 48-wide
         // block instead of six), else two, else one.
         // SAFETY: forwarded from the caller.
@@ -282,7 +288,7 @@ mod columns_avx2 {
 const COLUMN_LANES: usize = 16;
 /// Rows summed per partial sum: the column sums are two-level (partials of 64 rows, then their
 /// total), so their rounding error grows with `64 + rows / 64` rather than `rows`.
-const SUM_CHUNK_ROWS: usize = 64;
+pub(crate) const SUM_CHUNK_ROWS: usize = 64;
 
 #[cfg(test)]
 mod tests {

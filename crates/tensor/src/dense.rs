@@ -105,13 +105,14 @@ impl Dense {
         cache.input.reshape(batch, self.in_dim());
         cache.input.view_mut().assign(&x);
         cache.output.reshape(batch, self.out_dim());
-        let mut y = cache.output.view_mut();
-        for mut row in y.rows_mut() {
-            row.assign(&self.b);
-        }
-        product(cache.input.view(), self.w.view(), 1.0, &mut y);
-        if self.activation == Activation::Relu {
-            relu_in_place(y.view_mut());
+        product(cache.input.view(), self.w.view(), 0.0, &mut cache.output.view_mut());
+        // Bias and activation in one pass over the product: `(x·W) + b` rounds as `b + x·W`.
+        let bias = self.b.as_slice().expect("a bias vector is contiguous");
+        for row in cache.output.as_slice_mut().chunks_exact_mut(bias.len()) {
+            match self.activation {
+                Activation::Relu => row.iter_mut().zip(bias).for_each(|(v, &b)| *v = (*v + b).max(0.0)),
+                Activation::Linear => row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b),
+            }
         }
         cache.output.view()
     }
@@ -137,23 +138,22 @@ impl Dense {
             dy.dim(),
             cache.output.dim()
         );
-        let (batch, _) = dy.dim();
-        cache.dz.reshape(batch, self.out_dim());
-        let mut dz = cache.dz.view_mut();
-        dz.assign(&dy);
-        if self.activation == Activation::Relu {
-            relu_backward_in_place(cache.output.view(), dz.view_mut());
+        let (batch, out_dim) = dy.dim();
+        cache.dz.reshape(batch, out_dim);
+        cache.dz.view_mut().assign(&dy);
+        // `dz = dy ⊙ act'(z)` and its column sums in one pass. The sums are taken first and
+        // added once, so that accumulating twice gives exactly twice the gradient.
+        cache.dz_sums.clear();
+        cache.dz_sums.resize(out_dim, 0.0);
+        let rows = cache.dz.as_slice_mut().chunks_exact_mut(out_dim).zip(cache.output.as_slice().chunks_exact(out_dim));
+        for (dz_row, y_row) in rows {
+            if self.activation == Activation::Relu {
+                dz_row.iter_mut().zip(y_row).for_each(|(d, &y)| *d = if y > 0.0 { *d } else { 0.0 });
+            }
+            cache.dz_sums.iter_mut().zip(&*dz_row).for_each(|(sum, &d)| *sum += d);
         }
         let dz = cache.dz.view();
         product(cache.input.view().t(), dz, 1.0, &mut grads.dw.view_mut());
-        // Sum first, then add once, so that accumulating twice gives exactly twice the gradient.
-        cache.dz_sums.clear();
-        cache.dz_sums.resize(self.out_dim(), 0.0);
-        for row in dz.rows() {
-            for (sum, &v) in cache.dz_sums.iter_mut().zip(row) {
-                *sum += v;
-            }
-        }
         for (db, &sum) in grads.db.iter_mut().zip(&cache.dz_sums) {
             *db += sum;
         }

@@ -21,8 +21,9 @@
 //! nothing is packed: a tile of `MR` rows of `out` × 16 columns lives in 12 registers, each step
 //! of `k` broadcasts `MR` values of `A` and loads 16 values of `B`.
 //!
-//! **Kernels.** x86-64 CPUs with AVX2 and FMA run the explicit intrinsics kernel (`MR = 6`, two
-//! 8-lane accumulators per row); others run the same tiling in portable Rust. The order of
+//! **Kernels.** x86-64 CPUs with AVX-512F run 24-register tiles (12 × 32, 8 × 48 or 24 × 16);
+//! others with AVX2 and FMA run `MR = 6` rows of two 8-lane accumulators; the rest run the AVX2
+//! tiling in portable Rust. The AVX-512 and AVX2 kernels give the same bits (tested). The order of
 //! the additions is the same in both: for each output element, `k` in increasing order within
 //! chunks of 256 whose partial sums are then added in order, one fused (AVX2) or separate
 //! (portable) multiply-add at a time, so the two differ only by the rounding of the fused
@@ -83,8 +84,8 @@ pub fn lane_gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f32, out:
         accumulate: beta == 1.0,
     };
     #[cfg(target_arch = "x86_64")]
-    if w.is_multiple_of(avx512::LANES) && avx512() {
-        // SAFETY: the CPU has AVX-512F (checked), `w` is a multiple of 32, and `operands`
+    if avx512() {
+        // SAFETY: the CPU has AVX-512F (checked), `w` is a multiple of 16, and `operands`
         // describes the views above, as for the AVX2 kernel.
         #[allow(unsafe_code)]
         unsafe {
@@ -139,9 +140,26 @@ pub fn uses_avx2() -> bool {
     }
 }
 
+/// Whether the AVX-512 kernels run: the CPU has AVX-512F and the environment variable
+/// `TWOTOWER_NO_AVX512` is unset. Setting it runs the AVX2 kernels instead (the same bits, see
+/// the tests), to measure on an AVX-512 machine what an AVX2-only one runs.
+pub fn avx512_enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ENABLED.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx512f") && std::env::var_os("TWOTOWER_NO_AVX512").is_none()
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 fn avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
+    avx512_enabled()
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -291,94 +309,120 @@ mod avx2 {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx512 {
-    //! The AVX-512 tiles for widths that are multiples of 32: `MR` rows × 32 columns in `2·MR`
-    //! zmm accumulators (24 of the 32 registers), so each step of `k` loads one 128-byte row of
-    //! `B` for 24 fused multiply-adds, against 12 for two cache lines in the AVX2 tile.
+    //! The AVX-512 tiles, for widths that are multiples of 16: `R` rows × `16·C` columns in
+    //! `R·C` zmm accumulators, 24 of the 32 registers (12 × 32, 8 × 48 or 24 × 16), so each step
+    //! of `k` loads `C` registers of `B` and broadcasts `R` values of `A` for 24 fused
+    //! multiply-adds, against 12 in the AVX2 tile. Each element's sum runs over `k` in the same
+    //! order and chunks as in the AVX2 tile, with the same fused multiply-adds, so the two
+    //! kernels give the same bits.
     use std::arch::x86_64::{
         _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
     };
 
     use super::{Operands, K_CHUNK};
 
-    /// Columns per tile.
-    pub(super) const LANES: usize = 32;
-    /// Rows per full tile.
-    const MR: usize = 12;
+    /// Columns of one register.
+    pub(super) const LANES: usize = 16;
 
-    /// Every tile of `out`: full `MR`-row tiles, then one shorter tile for the remaining rows.
+    /// Every tile of `out`, one block of columns at a time: 32 wide while the rest is a multiple
+    /// of 32, one 48-wide block when it is an odd number of 16s (48 for the fused step's
+    /// blocks of 48 queries), 16 wide when only 16 remain.
     ///
     /// # Safety
-    /// The CPU supports AVX-512F, `op.w % 32 == 0`, and `op` describes in-bounds views.
+    /// The CPU supports AVX-512F, `op.w % 16 == 0`, and `op` describes in-bounds views.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn lane_gemm(op: &Operands) {
-        let full = op.m / MR * MR;
-        // SAFETY (whole body): forwarded from the caller.
+        let mut col0 = 0;
+        // SAFETY (whole body): forwarded from the caller; each block ends at or before `w`.
         unsafe {
-            for row0 in (0..full).step_by(MR) {
-                row_tiles::<MR>(op, row0);
-            }
-            match op.m - full {
-                0 => {}
-                1 => row_tiles::<1>(op, full),
-                2 => row_tiles::<2>(op, full),
-                3 => row_tiles::<3>(op, full),
-                4 => row_tiles::<4>(op, full),
-                5 => row_tiles::<5>(op, full),
-                6 => row_tiles::<6>(op, full),
-                7 => row_tiles::<7>(op, full),
-                8 => row_tiles::<8>(op, full),
-                9 => row_tiles::<9>(op, full),
-                10 => row_tiles::<10>(op, full),
-                _ => row_tiles::<11>(op, full),
+            while col0 < op.w {
+                let rest = op.w - col0;
+                if rest.is_multiple_of(2 * LANES) {
+                    column_block::<12, 2>(op, col0);
+                    col0 += 2 * LANES;
+                } else if rest >= 3 * LANES {
+                    column_block::<8, 3>(op, col0);
+                    col0 += 3 * LANES;
+                } else {
+                    column_block::<24, 1>(op, col0);
+                    col0 += LANES;
+                }
             }
         }
     }
 
+    /// The tiles of columns `col0..col0 + 16·C`, top to bottom: full `MR`-row tiles, then the
+    /// remaining rows in tiles of 16, 8, 4, 2 and 1.
     #[target_feature(enable = "avx512f")]
-    unsafe fn row_tiles<const R: usize>(op: &Operands, row0: usize) {
-        for col0 in (0..op.w).step_by(LANES) {
-            // SAFETY: forwarded from the caller; row0 + R ≤ m and col0 + 32 ≤ w.
-            unsafe { tile::<R>(op, row0, col0) };
+    unsafe fn column_block<const MR: usize, const C: usize>(op: &Operands, col0: usize) {
+        let mut row0 = 0;
+        // SAFETY (whole body): forwarded from the caller; every tile ends at or before `m`.
+        unsafe {
+            while op.m - row0 >= MR {
+                tile::<MR, C>(op, row0, col0);
+                row0 += MR;
+            }
+            if op.m - row0 >= 16 {
+                tile::<16, C>(op, row0, col0);
+                row0 += 16;
+            }
+            if op.m - row0 >= 8 {
+                tile::<8, C>(op, row0, col0);
+                row0 += 8;
+            }
+            if op.m - row0 >= 4 {
+                tile::<4, C>(op, row0, col0);
+                row0 += 4;
+            }
+            if op.m - row0 >= 2 {
+                tile::<2, C>(op, row0, col0);
+                row0 += 2;
+            }
+            if op.m - row0 >= 1 {
+                tile::<1, C>(op, row0, col0);
+            }
         }
     }
 
-    /// One `R × 32` tile, summed over `k` in chunks of `K_CHUNK` as the AVX2 tile.
+    /// One `R × 16·C` tile, summed over `k` in chunks of `K_CHUNK` as the AVX2 tile.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn tile<const R: usize>(op: &Operands, row0: usize, col0: usize) {
-        let mut acc = [[_mm512_setzero_ps(); 2]; R];
-        // SAFETY (whole body): row0 + R ≤ m, col0 + 32 ≤ w, and the operands' strides address
-        // in-bounds elements for every row < m, kk < k, col < w.
+    unsafe fn tile<const R: usize, const C: usize>(op: &Operands, row0: usize, col0: usize) {
+        let mut acc = [[_mm512_setzero_ps(); C]; R];
+        // SAFETY (whole body): row0 + R ≤ m, col0 + 16·C ≤ w, and the operands' strides
+        // address in-bounds elements for every row < m, kk < k, col < w.
         unsafe {
             let mut a = op.a.add(row0 * op.a_row);
             let mut b = op.b.add(col0);
             for chunk in (0..op.k).step_by(K_CHUNK) {
-                let mut partial = [[_mm512_setzero_ps(); 2]; R];
+                let mut partial = [[_mm512_setzero_ps(); C]; R];
                 for _ in chunk..(chunk + K_CHUNK).min(op.k) {
-                    let b_low = _mm512_loadu_ps(b);
-                    let b_high = _mm512_loadu_ps(b.add(16));
+                    let mut b_row = [_mm512_setzero_ps(); C];
+                    for (c, b_c) in b_row.iter_mut().enumerate() {
+                        *b_c = _mm512_loadu_ps(b.add(LANES * c));
+                    }
                     for (r, partial) in partial.iter_mut().enumerate() {
                         let a_value = _mm512_set1_ps(*a.add(r * op.a_row));
-                        partial[0] = _mm512_fmadd_ps(a_value, b_low, partial[0]);
-                        partial[1] = _mm512_fmadd_ps(a_value, b_high, partial[1]);
+                        for (p, &b_c) in partial.iter_mut().zip(&b_row) {
+                            *p = _mm512_fmadd_ps(a_value, b_c, *p);
+                        }
                     }
                     a = a.add(op.a_k);
                     b = b.add(op.ldb);
                 }
                 for (acc, partial) in acc.iter_mut().zip(&partial) {
-                    acc[0] = _mm512_add_ps(acc[0], partial[0]);
-                    acc[1] = _mm512_add_ps(acc[1], partial[1]);
+                    for (a, &p) in acc.iter_mut().zip(partial) {
+                        *a = _mm512_add_ps(*a, p);
+                    }
                 }
             }
             for (r, acc) in acc.iter().enumerate() {
                 let out = op.out.add((row0 + r) * op.ldo + col0);
-                let (mut low, mut high) = (acc[0], acc[1]);
-                if op.accumulate {
-                    low = _mm512_add_ps(low, _mm512_loadu_ps(out));
-                    high = _mm512_add_ps(high, _mm512_loadu_ps(out.add(16)));
+                for (c, &value) in acc.iter().enumerate() {
+                    let at = out.add(LANES * c);
+                    let value = if op.accumulate { _mm512_add_ps(value, _mm512_loadu_ps(at)) } else { value };
+                    _mm512_storeu_ps(at, value);
                 }
-                _mm512_storeu_ps(out, low);
-                _mm512_storeu_ps(out.add(16), high);
             }
         }
     }
@@ -444,6 +488,45 @@ mod tests {
         };
         portable(&op);
         assert!(max_abs_error(&dispatched, &portable_out) < 1e-5);
+    }
+
+    #[test]
+    fn the_avx512_and_avx2_kernels_give_the_same_bits() {
+        if !(avx512() && avx2_fma()) {
+            eprintln!("skipped: this CPU lacks AVX-512F or AVX2/FMA");
+            return;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(23);
+        // Every column plan (32s, one 48, 48 then 32, 16 alone) and every remainder tile size.
+        for (m, k, w) in [(2050, 32, 48), (65, 600, 64), (31, 65, 80), (23, 40, 16), (12, 7, 112)] {
+            let (a, b) = (uniform((k, m), 1.0, &mut rng), uniform((k, w), 1.0, &mut rng));
+            let (mut wide, mut narrow) = (Array2::from_elem((m, w), 0.5f32), Array2::from_elem((m, w), 0.5f32));
+            for (out, kernel) in [(&mut wide, 512), (&mut narrow, 2)] {
+                let op = Operands {
+                    a: a.as_ptr(),
+                    a_row: 1,
+                    a_k: m,
+                    b: b.as_ptr(),
+                    ldb: w,
+                    out: out.as_mut_ptr(),
+                    ldo: w,
+                    m,
+                    k,
+                    w,
+                    accumulate: true,
+                };
+                // SAFETY: both feature sets were detected above; `op` describes `aᵀ`, `b`, `out`.
+                #[allow(unsafe_code)]
+                unsafe {
+                    if kernel == 512 {
+                        avx512::lane_gemm(&op)
+                    } else {
+                        avx2::lane_gemm(&op)
+                    }
+                }
+            }
+            assert!(wide.iter().zip(&narrow).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}x{k}x{w}");
+        }
     }
 
     #[test]

@@ -166,17 +166,24 @@ impl BatchColumns {
     /// Gathers interactions `rows` and the extra candidate rows `extra`; `candidate_probability`
     /// (per identity) feeds the logQ correction.
     pub fn fill(&mut self, data: &Encoded, rows: &[usize], extra: &[u32], candidate_probability: Option<&[f32]>) {
-        gather_inputs(&data.query, rows.iter().copied(), &mut self.query);
-        self.candidate_rows.clear();
-        self.candidate_rows.extend(rows.iter().map(|&r| data.candidate_row[r]));
-        self.candidate_rows.extend_from_slice(extra);
-        gather_inputs(&data.candidate, self.candidate_rows.iter().map(|&r| r as usize), &mut self.candidate);
-        self.candidate_ids.clear();
-        self.candidate_ids.extend(self.candidate_rows.iter().map(|&r| data.candidate_identity[r as usize]));
-        self.probabilities.clear();
-        if let Some(p) = candidate_probability {
-            self.probabilities.extend(self.candidate_ids.iter().map(|&t| p[t as usize]));
-        }
+        // The two sides on two threads: at scale (tables far larger than the caches) each side's
+        // gathers wait on memory for as long as a tower's forward pass.
+        let Self { query, candidate, candidate_rows, candidate_ids, probabilities } = self;
+        rayon::join(
+            || gather_inputs(&data.query, rows.iter().copied(), query),
+            || {
+                candidate_rows.clear();
+                candidate_rows.extend(rows.iter().map(|&r| data.candidate_row[r]));
+                candidate_rows.extend_from_slice(extra);
+                gather_inputs(&data.candidate, candidate_rows.iter().map(|&r| r as usize), candidate);
+                candidate_ids.clear();
+                candidate_ids.extend(candidate_rows.iter().map(|&r| data.candidate_identity[r as usize]));
+                probabilities.clear();
+                if let Some(p) = candidate_probability {
+                    probabilities.extend(candidate_ids.iter().map(|&t| p[t as usize]));
+                }
+            },
+        );
     }
 
     /// Gathers only the query columns of interactions `rows`.

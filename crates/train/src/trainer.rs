@@ -67,7 +67,7 @@ pub struct EpochRecord {
 }
 
 /// Receives progress; every method has an empty default.
-pub trait Observer {
+pub trait Observer: Send {
     /// After every batch.
     fn on_batch(&mut self, _progress: &BatchProgress) {}
     /// After every epoch (and its validation, if any).
@@ -373,7 +373,14 @@ impl Trainer {
                 data_fingerprint: fingerprint,
             },
         };
-        let result = self.run_epochs(data, split, validation_rows, counted.as_deref(), &mut progress, observer);
+        // The epochs run on a worker of rayon's pool: each step's joins then fork from a worker
+        // (which starts on its half at once while the other worker steals the second) instead of
+        // being injected from outside the pool, which costs a sleep and a wake-up of the calling
+        // thread per join (`bench` on two cores: a step of 2048 went from 9.2–10.1 ms to
+        // 7.4–8.5 ms with this alone).
+        let result = rayon::scope(|_| {
+            self.run_epochs(data, split, validation_rows, counted.as_deref(), &mut progress, observer)
+        });
         let history = progress.history.clone();
         self.progress = Some(progress);
         result.map(|()| history)
