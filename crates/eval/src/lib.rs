@@ -33,6 +33,7 @@
 
 #[cfg(feature = "ann")]
 mod ann;
+mod band_scan;
 mod ease;
 mod exact;
 mod index;

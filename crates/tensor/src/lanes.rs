@@ -203,8 +203,12 @@ fn portable(op: &Operands) {
                         }
                     }
                 }
-                for (acc_row, partial_row) in acc.iter_mut().zip(&partial) {
-                    acc_row.iter_mut().zip(partial_row).for_each(|(a, p)| *a += p);
+                if chunk == 0 {
+                    acc = partial;
+                } else {
+                    for (acc_row, partial_row) in acc.iter_mut().zip(&partial) {
+                        acc_row.iter_mut().zip(partial_row).for_each(|(a, p)| *a += p);
+                    }
                 }
             }
             for (r, acc_row) in acc.iter().enumerate().take(rows) {
@@ -268,12 +272,13 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn tile<const R: usize>(op: &Operands, row0: usize, col0: usize) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
         // SAFETY (whole body): the caller guarantees row0 + R ≤ m, col0 + 16 ≤ w, and that the
         // operands' strides address in-bounds elements for every row < m, kk < k, col < w.
         unsafe {
             let mut a = op.a.add(row0 * op.a_row);
             let mut b = op.b.add(col0);
+            // The first chunk's sums are the running total; later chunks are added in order.
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
             for chunk in (0..op.k).step_by(K_CHUNK) {
                 let mut partial = [[_mm256_setzero_ps(); 2]; R];
                 for _ in chunk..(chunk + K_CHUNK).min(op.k) {
@@ -287,9 +292,13 @@ mod avx2 {
                     a = a.add(op.a_k);
                     b = b.add(op.ldb);
                 }
-                for (acc, partial) in acc.iter_mut().zip(&partial) {
-                    acc[0] = _mm256_add_ps(acc[0], partial[0]);
-                    acc[1] = _mm256_add_ps(acc[1], partial[1]);
+                if chunk == 0 {
+                    acc = partial;
+                } else {
+                    for (acc, partial) in acc.iter_mut().zip(&partial) {
+                        acc[0] = _mm256_add_ps(acc[0], partial[0]);
+                        acc[1] = _mm256_add_ps(acc[1], partial[1]);
+                    }
                 }
             }
             for (r, acc) in acc.iter().enumerate() {
@@ -316,7 +325,7 @@ mod avx512 {
     //! order and chunks as in the AVX2 tile, with the same fused multiply-adds, so the two
     //! kernels give the same bits.
     use std::arch::x86_64::{
-        _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+        __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
     };
 
     use super::{Operands, K_CHUNK};
@@ -324,63 +333,78 @@ mod avx512 {
     /// Columns of one register.
     pub(super) const LANES: usize = 16;
 
-    /// Every tile of `out`, one block of columns at a time: 32 wide while the rest is a multiple
-    /// of 32, one 48-wide block when it is an odd number of 16s (48 for the fused step's
-    /// blocks of 48 queries), 16 wide when only 16 remain.
+    /// Every tile of `out`: all columns in 32-wide tiles when the width is a multiple of 32,
+    /// else a 48-wide block (8-row tiles; the fused step's blocks of 48 queries) followed by
+    /// 32-wide ones, or a 16-wide block when only 16 columns remain.
     ///
     /// # Safety
     /// The CPU supports AVX-512F, `op.w % 16 == 0`, and `op` describes in-bounds views.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn lane_gemm(op: &Operands) {
-        let mut col0 = 0;
         // SAFETY (whole body): forwarded from the caller; each block ends at or before `w`.
         unsafe {
-            while col0 < op.w {
-                let rest = op.w - col0;
-                if rest.is_multiple_of(2 * LANES) {
-                    column_block::<12, 2>(op, col0);
-                    col0 += 2 * LANES;
-                } else if rest >= 3 * LANES {
-                    column_block::<8, 3>(op, col0);
-                    col0 += 3 * LANES;
+            let mut col0 = 0;
+            if !op.w.is_multiple_of(2 * LANES) {
+                if op.w >= 3 * LANES {
+                    block::<8, 3>(op, 0, 3 * LANES);
+                    col0 = 3 * LANES;
                 } else {
-                    column_block::<24, 1>(op, col0);
-                    col0 += LANES;
+                    block::<24, 1>(op, 0, LANES);
+                    col0 = LANES;
                 }
+            }
+            if col0 < op.w {
+                block::<12, 2>(op, col0, op.w);
             }
         }
     }
 
-    /// The tiles of columns `col0..col0 + 16·C`, top to bottom: full `MR`-row tiles, then the
-    /// remaining rows in tiles of 16, 8, 4, 2 and 1.
+    /// The tiles of columns `cols_start..cols_end` (a multiple of `16·C` wide), row tile by row
+    /// tile, each left to right (the row-major `B` is then streamed in order): full `MR`-row
+    /// tiles, then the remaining rows in tiles of 16, 8, 4, 2 and 1.
     #[target_feature(enable = "avx512f")]
-    unsafe fn column_block<const MR: usize, const C: usize>(op: &Operands, col0: usize) {
+    unsafe fn block<const MR: usize, const C: usize>(op: &Operands, cols_start: usize, cols_end: usize) {
         let mut row0 = 0;
-        // SAFETY (whole body): forwarded from the caller; every tile ends at or before `m`.
+        // SAFETY (whole body): forwarded from the caller; every tile ends at or before `m`
+        // and `cols_end ≤ w`.
         unsafe {
             while op.m - row0 >= MR {
-                tile::<MR, C>(op, row0, col0);
+                row_of_tiles::<MR, C>(op, row0, cols_start, cols_end);
                 row0 += MR;
             }
             if op.m - row0 >= 16 {
-                tile::<16, C>(op, row0, col0);
+                row_of_tiles::<16, C>(op, row0, cols_start, cols_end);
                 row0 += 16;
             }
             if op.m - row0 >= 8 {
-                tile::<8, C>(op, row0, col0);
+                row_of_tiles::<8, C>(op, row0, cols_start, cols_end);
                 row0 += 8;
             }
             if op.m - row0 >= 4 {
-                tile::<4, C>(op, row0, col0);
+                row_of_tiles::<4, C>(op, row0, cols_start, cols_end);
                 row0 += 4;
             }
             if op.m - row0 >= 2 {
-                tile::<2, C>(op, row0, col0);
+                row_of_tiles::<2, C>(op, row0, cols_start, cols_end);
                 row0 += 2;
             }
             if op.m - row0 >= 1 {
-                tile::<1, C>(op, row0, col0);
+                row_of_tiles::<1, C>(op, row0, cols_start, cols_end);
             }
+        }
+    }
+
+    /// The `R`-row tiles of rows `row0..row0 + R`, left to right over `cols_start..cols_end`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn row_of_tiles<const R: usize, const C: usize>(
+        op: &Operands,
+        row0: usize,
+        cols_start: usize,
+        cols_end: usize,
+    ) {
+        for col0 in (cols_start..cols_end).step_by(LANES * C) {
+            // SAFETY: forwarded from the caller; row0 + R ≤ m and col0 + 16·C ≤ cols_end ≤ w.
+            unsafe { tile::<R, C>(op, row0, col0) };
         }
     }
 
@@ -388,28 +412,16 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn tile<const R: usize, const C: usize>(op: &Operands, row0: usize, col0: usize) {
-        let mut acc = [[_mm512_setzero_ps(); C]; R];
         // SAFETY (whole body): row0 + R ≤ m, col0 + 16·C ≤ w, and the operands' strides
         // address in-bounds elements for every row < m, kk < k, col < w.
         unsafe {
             let mut a = op.a.add(row0 * op.a_row);
             let mut b = op.b.add(col0);
-            for chunk in (0..op.k).step_by(K_CHUNK) {
-                let mut partial = [[_mm512_setzero_ps(); C]; R];
-                for _ in chunk..(chunk + K_CHUNK).min(op.k) {
-                    let mut b_row = [_mm512_setzero_ps(); C];
-                    for (c, b_c) in b_row.iter_mut().enumerate() {
-                        *b_c = _mm512_loadu_ps(b.add(LANES * c));
-                    }
-                    for (r, partial) in partial.iter_mut().enumerate() {
-                        let a_value = _mm512_set1_ps(*a.add(r * op.a_row));
-                        for (p, &b_c) in partial.iter_mut().zip(&b_row) {
-                            *p = _mm512_fmadd_ps(a_value, b_c, *p);
-                        }
-                    }
-                    a = a.add(op.a_k);
-                    b = b.add(op.ldb);
-                }
+            // The first chunk's sums are the running total (no zeroed total to add them to, which
+            // would not fit the registers beside them); later chunks are added in order.
+            let mut acc = chunk_sums::<R, C>(op, &mut a, &mut b, K_CHUNK.min(op.k));
+            for chunk in (K_CHUNK..op.k).step_by(K_CHUNK) {
+                let partial = chunk_sums::<R, C>(op, &mut a, &mut b, K_CHUNK.min(op.k - chunk));
                 for (acc, partial) in acc.iter_mut().zip(&partial) {
                     for (a, &p) in acc.iter_mut().zip(partial) {
                         *a = _mm512_add_ps(*a, p);
@@ -425,6 +437,39 @@ mod avx512 {
                 }
             }
         }
+    }
+
+    /// `steps` steps of `k` from `a`, `b` (advanced past them) into fresh `R × C` registers.
+    ///
+    /// # Safety
+    /// As [`tile`], for the `steps` rows of `B` and columns of `A` from the pointers on.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn chunk_sums<const R: usize, const C: usize>(
+        op: &Operands,
+        a: &mut *const f32,
+        b: &mut *const f32,
+        steps: usize,
+    ) -> [[__m512; C]; R] {
+        let mut sums = [[_mm512_setzero_ps(); C]; R];
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            for _ in 0..steps {
+                let mut b_row = [_mm512_setzero_ps(); C];
+                for (c, b_c) in b_row.iter_mut().enumerate() {
+                    *b_c = _mm512_loadu_ps(b.add(LANES * c));
+                }
+                for (r, sums) in sums.iter_mut().enumerate() {
+                    let a_value = _mm512_set1_ps(*a.add(r * op.a_row));
+                    for (s, &b_c) in sums.iter_mut().zip(&b_row) {
+                        *s = _mm512_fmadd_ps(a_value, b_c, *s);
+                    }
+                }
+                *a = a.add(op.a_k);
+                *b = b.add(op.ldb);
+            }
+        }
+        sums
     }
 }
 
