@@ -113,7 +113,8 @@ impl HnswIndex {
 
     /// Approximate top-`k` of each query, best first, skipping `exclusions[i]` (ids) for query `i`:
     /// the graph is asked for `k` plus the number of exclusions, the excluded are dropped, and the
-    /// rest are ranked by exact score (ties: lower row first).
+    /// rest are ranked by exact score (ties: lower row first). A search width of at least the
+    /// catalogue's size scores every row, so its lists are the exact index's.
     ///
     /// # Panics
     /// If the queries' width differs from the catalogue's, or the exclusions do not match the queries.
@@ -134,7 +135,13 @@ impl HnswIndex {
                 let scale = if norm > 0.0 { (self.max_norm / norm) as f32 } else { 1.0 };
                 let mut augmented: Vec<f32> = query.iter().map(|&v| v * scale).collect();
                 augmented.push(0.0);
-                let found = self.graph.search(&augmented, want, self.config.ef_search.max(want));
+                let ef_search = self.config.ef_search.max(want);
+                if ef_search >= n {
+                    // A search as wide as the catalogue: every row, so the list is exact even
+                    // where the graph left a node unreachable (its links depend on timing).
+                    return Neighbours::rescored(query, self.candidates.view(), &self.ids, 0..n as u32, excluded, k);
+                }
+                let found = self.graph.search(&augmented, want, ef_search);
                 let proposed = found.iter().map(|neighbour| neighbour.d_id as u32);
                 Neighbours::rescored(query, self.candidates.view(), &self.ids, proposed, excluded, k)
             })
@@ -199,5 +206,21 @@ mod tests {
         }
         assert_eq!(ann.top_k(queries.view(), 10_000, None)[0].ids.len(), 500);
         assert!(ann.top_k(queries.view(), 0, None)[0].ids.is_empty());
+    }
+
+    #[test]
+    fn a_search_as_wide_as_the_catalogue_is_the_exact_search() {
+        // Two links per node leave some nodes hard to reach; the width covers every row anyway.
+        let items = catalogue(40, 8, 5);
+        let ids: Vec<u32> = (100..140).collect();
+        let queries = catalogue(20, 8, 6);
+        let excluded: Vec<Vec<u32>> = (0..20).map(|i| vec![100 + i, 139 - i]).collect();
+        let exact = BruteForceIndex::new(items.clone(), ids.clone()).top_k(queries.view(), 8, Some(&excluded));
+        let config = AnnConfig { max_connections: 2, ef_construction: 4, ef_search: 40 };
+        let ann = HnswIndex::build(items, ids, config).top_k(queries.view(), 8, Some(&excluded));
+        for (e, a) in exact.iter().zip(&ann) {
+            assert_eq!(e.ids, a.ids);
+            assert_eq!(e.scores, a.scores);
+        }
     }
 }
