@@ -2,7 +2,8 @@
 //! over the whole catalogue, unfiltered and with each user's training items removed.
 
 use eval::{popularity_scores, true_rank_unfiltered_and_filtered, FactorizedTopK, TFRS_KS};
-use ndarray::{s, Array2};
+use ndarray::{s, Array2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use towers::{TowerCache, TwoTower};
@@ -101,8 +102,28 @@ pub fn embed_catalogue(model: &TwoTower, data: &Encoded, cache: &mut TowerCache)
 }
 
 /// Query embeddings of interactions `rows`, `(rows.len(), d)`.
+///
+/// The two halves (split at a chunk boundary, whatever the thread count) run on two threads,
+/// the second with buffers of its own; every row's embedding is computed alike either way.
 pub fn embed_queries(model: &TwoTower, data: &Encoded, rows: &[usize], cache: &mut TowerCache) -> Array2<f32> {
     let mut out = Array2::zeros((rows.len(), model.query.out_dim()));
+    let half = (rows.len().div_ceil(2).div_ceil(QUERY_CHUNK) * QUERY_CHUNK).min(rows.len());
+    let (first, second) = out.view_mut().split_at(Axis(0), half);
+    rayon::join(
+        || embed_queries_into(model, data, &rows[..half], cache, first),
+        || embed_queries_into(model, data, &rows[half..], &mut TowerCache::default(), second),
+    );
+    out
+}
+
+/// [`embed_queries`] of `rows` into `out`, chunk by chunk on the calling thread.
+fn embed_queries_into(
+    model: &TwoTower,
+    data: &Encoded,
+    rows: &[usize],
+    cache: &mut TowerCache,
+    mut out: ArrayViewMut2<'_, f32>,
+) {
     let mut columns = BatchColumns::default();
     for (chunk_idx, chunk) in rows.chunks(QUERY_CHUNK).enumerate() {
         columns.fill_queries(data, chunk);
@@ -111,7 +132,6 @@ pub fn embed_queries(model: &TwoTower, data: &Encoded, rows: &[usize], cache: &m
             out.slice_mut(s![start..start + chunk.len(), ..]).assign(&model.query.forward(batch, cache));
         });
     }
-    out
 }
 
 /// Factorized top-k of `model` on interactions `rows`, over all catalogue rows.
@@ -234,7 +254,7 @@ fn ranks(
 ) -> (Vec<u32>, Vec<u32>) {
     let true_rows: Vec<u32> = rows.iter().map(|&r| data.candidate_row[r]).collect();
     let exclusions: Vec<Vec<u32>> = rows
-        .iter()
+        .par_iter()
         .map(|&r| {
             // Never exclude the true candidate itself (or rows sharing its identity).
             let id = data.candidate_identity[data.candidate_row[r] as usize];

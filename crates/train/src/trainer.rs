@@ -373,14 +373,7 @@ impl Trainer {
                 data_fingerprint: fingerprint,
             },
         };
-        // The epochs run on a worker of rayon's pool: each step's joins then fork from a worker
-        // (which starts on its half at once while the other worker steals the second) instead of
-        // being injected from outside the pool, which costs a sleep and a wake-up of the calling
-        // thread per join (`bench` on two cores: a step of 2048 went from 9.2–10.1 ms to
-        // 7.4–8.5 ms with this alone).
-        let result = rayon::scope(|_| {
-            self.run_epochs(data, split, validation_rows, counted.as_deref(), &mut progress, observer)
-        });
+        let result = self.run_epochs(data, split, validation_rows, counted.as_deref(), &mut progress, observer);
         let history = progress.history.clone();
         self.progress = Some(progress);
         result.map(|()| history)
@@ -407,32 +400,42 @@ impl Trainer {
             let started = Instant::now();
             let order = progress.shuffler.next_epoch().to_vec();
             let mut batch_metric = self.config.batch_metrics.then(|| eval::FactorizedTopK::new(&eval::TFRS_KS));
-            let (mut loss_sum, mut last_batch_loss) = (0f64, 0f32);
-            for (batch_idx, rows) in order.chunks(batch_size).enumerate() {
-                let catalogue = batch_metric
-                    .as_ref()
-                    .map(|_| embed_catalogue(&self.model, data, &mut self.buffers.catalogue_cache));
-                let ranks = catalogue.as_ref().zip(batch_metric.as_mut());
-                if let Some((estimator, table)) = &mut progress.streaming {
-                    batch_ids.clear();
-                    batch_ids.extend(rows.iter().map(|&r| data.candidate_identity[data.candidate_row[r] as usize]));
-                    estimator.observe(&batch_ids);
-                    for &id in &batch_ids {
-                        table[id as usize] = estimator.probability(id);
+            // The batches run on a worker of rayon's pool: each step's joins then fork from a
+            // worker (which starts on its half at once while the other worker steals the second)
+            // instead of being injected from outside the pool, which costs a sleep and a wake-up
+            // of the calling thread per join (`bench` on two cores: a step of 2048 went from
+            // 9.2–10.1 ms to 7.1–8.5 ms with this alone). Only the batches: what an epoch
+            // allocates besides (its order, the validation) stays on the calling thread, whose
+            // allocator arena later work reuses.
+            let (loss_sum, last_batch_loss) = rayon::scope(|_| {
+                let (mut loss_sum, mut last_batch_loss) = (0f64, 0f32);
+                for (batch_idx, rows) in order.chunks(batch_size).enumerate() {
+                    let catalogue = batch_metric
+                        .as_ref()
+                        .map(|_| embed_catalogue(&self.model, data, &mut self.buffers.catalogue_cache));
+                    let ranks = catalogue.as_ref().zip(batch_metric.as_mut());
+                    if let Some((estimator, table)) = &mut progress.streaming {
+                        batch_ids.clear();
+                        batch_ids.extend(rows.iter().map(|&r| data.candidate_identity[data.candidate_row[r] as usize]));
+                        estimator.observe(&batch_ids);
+                        for &id in &batch_ids {
+                            table[id as usize] = estimator.probability(id);
+                        }
                     }
+                    let probability = progress.streaming.as_ref().map(|(_, table)| &table[..]).or(counted);
+                    let loss = self.step_with_ranks(data, rows, probability, &mut grads, ranks);
+                    let batch = batch_idx + 1;
+                    if let Some(problem) =
+                        step_problem(loss, self.buffers.loss.query_grad(), self.buffers.loss.candidate_grad())
+                    {
+                        return Err(self.diverged(epoch, batch, n_batches, problem));
+                    }
+                    loss_sum += f64::from(loss);
+                    last_batch_loss = loss;
+                    observer.on_batch(&BatchProgress { epoch, batch: batch_idx + 1, n_batches, loss });
                 }
-                let probability = progress.streaming.as_ref().map(|(_, table)| &table[..]).or(counted);
-                let loss = self.step_with_ranks(data, rows, probability, &mut grads, ranks);
-                let batch = batch_idx + 1;
-                if let Some(problem) =
-                    step_problem(loss, self.buffers.loss.query_grad(), self.buffers.loss.candidate_grad())
-                {
-                    return Err(self.diverged(epoch, batch, n_batches, problem));
-                }
-                loss_sum += f64::from(loss);
-                last_batch_loss = loss;
-                observer.on_batch(&BatchProgress { epoch, batch: batch_idx + 1, n_batches, loss });
-            }
+                Ok((loss_sum, last_batch_loss))
+            })?;
             if let Some((name, index, value)) = self.model.first_non_finite() {
                 let problem = format!(
                     "weight {name}[{index}] is {value:e} after the epoch's last batch (beyond {:e}, float32 products overflow)",
