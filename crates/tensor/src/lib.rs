@@ -36,6 +36,7 @@ mod buffer;
 mod concat;
 mod dense;
 mod embedding;
+pub mod fma_peak;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod gradcheck;
 pub mod init;

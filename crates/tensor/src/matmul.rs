@@ -57,6 +57,27 @@ pub fn set_blas_threads(n_threads: usize) {
     let _ = n_threads;
 }
 
+/// The kernel family OpenBLAS picked for this CPU (`openblas_get_corename`, e.g. `"Haswell"`,
+/// `"SkylakeX"`), or `None` without the `blas` feature.
+pub fn blas_core() -> Option<String> {
+    #[cfg(feature = "blas")]
+    {
+        extern "C" {
+            fn openblas_get_corename() -> *const std::os::raw::c_char;
+        }
+        // SAFETY: OpenBLAS is linked with the `blas` feature; the function returns a pointer to
+        // a static NUL-terminated name.
+        #[allow(unsafe_code)]
+        let name = unsafe {
+            let name = openblas_get_corename();
+            (!name.is_null()).then(|| std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned())
+        };
+        name
+    }
+    #[cfg(not(feature = "blas"))]
+    None
+}
+
 /// `c = alpha·a·b + beta·c`, as two concurrent halves of `a`'s rows (and `c`'s) when large.
 pub fn gemm_split_rows(
     alpha: f32,

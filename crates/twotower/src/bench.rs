@@ -8,6 +8,9 @@
 //!   best of three measurements spread over the run;
 //! * `gemm_fraction_of_peak`: the epoch's GEMM FLOPs (score products and dense layers) /
 //!   (epoch seconds × `peak_gflops`);
+//! * `fma_peak_gflops`: FMAs on registers on every core at once (`tensor::fma_peak`), the limit
+//!   no kernel passes, and `fraction_of_fma_peak` against it: the GEMM peak is only OpenBLAS's
+//!   kernel for the CPU it recognises (`blas_core`), AVX2 on Zen 5 in 0.3.21;
 //! * `large_catalogue_eval_seconds`: 20 000 queries ranked over 100 000 synthetic items.
 
 use std::path::PathBuf;
@@ -64,6 +67,7 @@ impl BenchArgs {
         // is kept: on a shared VM one measurement can land in a slow moment and flatter the
         // fractions, the best of three cannot.
         let mut peak_samples = vec![gemm_gflops_square(1024, 10)];
+        let mut fma_samples = vec![fma_peak_gflops()];
         let mut gemm_trainer = Trainer::new(config.clone(), shapes.clone());
         gemm_trainer.set_score_kernel(SoftmaxKernel::Gemm);
         eprintln!("bench: training deep [64, 32] for {} epochs (1 warm-up), GEMM score kernel", epochs + 1);
@@ -81,6 +85,7 @@ impl BenchArgs {
         let final_loss = |history: &[train::EpochRecord]| history.last().map(|r| r.loss_sum);
 
         peak_samples.push(gemm_gflops_square(1024, 10));
+        fma_samples.push(fma_peak_gflops());
         eprintln!("bench: evaluation, GEMMs, large catalogue");
         let true_rows: Vec<u32> = split.test.iter().map(|&r| encoded.candidate_row[r]).collect();
         let (mut query_cache, mut candidate_cache) = (TowerCache::default(), TowerCache::default());
@@ -95,7 +100,10 @@ impl BenchArgs {
         });
         let gemm_gflops = gemm_gflops(2048, 32, 2048, 20);
         peak_samples.push(gemm_gflops_square(1024, 10));
+        fma_samples.push(fma_peak_gflops());
         let peak_gflops = peak_samples.iter().copied().fold(0.0, f64::max);
+        let fma_peak = fma_samples.iter().flatten().map(|&(gflops, _)| gflops).reduce(f64::max);
+        let fma_isa = fma_samples.iter().flatten().map(|&(_, isa)| isa).next();
         let score_gflop = epoch_score_gflop(split.train.len(), trainer.config().batch_size, 32);
         let tower_gflop = epoch_tower_gflop(&trainer.model, split.train.len(), split.train.len());
         let epoch_gflop = score_gflop + tower_gflop;
@@ -116,6 +124,8 @@ impl BenchArgs {
             "gemm_fraction_note": "the epoch's GEMM FLOPs (the loss's three score products per step, S = Q·Cᵀ, dQ, dC: 3 · 2·b·b·d, plus every dense layer of both towers forward and backward: 6·rows·in·out) divided by (epoch seconds × peak_gflops of this run)",
             "score_fraction_of_peak": score_gflop / (train_epoch_seconds * peak_gflops),
             "score_fraction_note": "the score products' FLOPs alone over the same time: everything else in the step counts as overhead",
+            "fraction_of_fma_peak": fma_peak.map(|fma| epoch_gflop / (train_epoch_seconds * fma)),
+            "fraction_of_fma_peak_note": "the same FLOPs over (epoch seconds × fma_peak_gflops): against what the vector units can issue, whichever GEMM kernel OpenBLAS picked",
             "score_kernel": "fused (tensor::lanes, logits kept in cache per block of 48 queries)",
             "step_profile_ms": step_profile_json(&fused_profile),
             "gemm_kernel": {
@@ -140,6 +150,11 @@ impl BenchArgs {
             "peak_shape": "1024^3, OpenBLAS on every core",
             "peak_gflops_samples": peak_samples,
             "peak_note": "the best of three measurements (before training, after it, at the end), each the best of 10 GEMMs",
+            "blas_core": tensor::matmul::blas_core(),
+            "fma_peak_gflops": fma_peak,
+            "fma_peak_isa": fma_isa,
+            "fma_peak_gflops_samples": fma_samples.iter().flatten().map(|&(gflops, _)| gflops).collect::<Vec<_>>(),
+            "fma_peak_note": "16 independent FMA chains on registers, one thread per core at once, the widest vectors the lane kernels use; the best of three measurements taken beside the GEMM peak's",
             "large_catalogue_eval_seconds": large_catalogue_eval_seconds,
             "large_catalogue_shape": "20 000 queries x 100 000 items, d = 32, blocks of 512 x 4096",
             "parse": parse,
@@ -234,6 +249,21 @@ pub(crate) fn gemm_gflops_square(n: usize, reps: usize) -> f64 {
     let seconds = best_of(reps, || general_mat_mul(1.0, &a, &b, 0.0, &mut c));
     tensor::matmul::set_blas_threads(1);
     2.0 * (n * n * n) as f64 / seconds / 1e9
+}
+
+/// GFLOP/s of register-only FMAs on every core at once (the sum of the threads' rates) and the
+/// vector width, or `None` on a CPU without AVX2 + FMA.
+pub(crate) fn fma_peak_gflops() -> Option<(f64, &'static str)> {
+    let width = tensor::fma_peak::FmaWidth::of_this_machine()?;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    // 50 M rounds: about 0.1–0.2 s per thread, long enough for the clock to settle.
+    let rates: Vec<f64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| scope.spawn(move || tensor::fma_peak::fma_gflops_one_thread(width, 50_000_000)))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("the FMA loop does not panic")).collect()
+    });
+    Some((rates.iter().sum(), width.name()))
 }
 
 /// Seconds to rank 20 000 queries over a synthetic catalogue, scored block by block.

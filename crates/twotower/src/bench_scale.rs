@@ -3,7 +3,7 @@
 //! 25 000 095 ratings; Zipf popularity, heavy-tailed activity), read by the real loaders.
 //!
 //! Reports, per batch size: one training epoch over the 80% training split (seconds,
-//! examples/s, the score products' share of the same run's GEMM peak), the complete evaluation
+//! examples/s, the share of the same run's GEMM peak and of its register-only FMA peak), the complete evaluation
 //! of the 20% test split over the whole catalogue with seen-filtering, the seeded sampled
 //! validation used per epoch, and the process's peak resident memory.
 
@@ -17,7 +17,7 @@ use train::{
     evaluate_split_with_progress, BatchProgress, Encoded, EpochRecord, FittedFeatures, Observer, SeenRows, Trainer,
 };
 
-use crate::bench::{gemm_gflops_square, synthetic_release};
+use crate::bench::{fma_peak_gflops, gemm_gflops_square, synthetic_release};
 
 /// Flags of `bench-scale`.
 #[derive(Debug, Args)]
@@ -113,6 +113,8 @@ impl ScaleBenchArgs {
         let encode_seconds = started.elapsed().as_secs_f64();
         eprintln!("bench-scale: fitted and encoded in {encode_seconds:.1} s");
         let peak_gflops = gemm_gflops_square(1024, 10);
+        let fma_peak = fma_peak_gflops();
+        let of_fma = |gflop: f64, seconds: f64| fma_peak.map(|(peak, _)| gflop / (seconds * peak));
         let mut runs = Vec::new();
         let mut trained = None;
         for &batch_size in &self.batch_sizes {
@@ -139,6 +141,7 @@ impl ScaleBenchArgs {
                 "epoch_score_gflop": score_gflop,
                 "gemm_fraction_of_peak": epoch_gflop / (record.train_seconds * peak_gflops),
                 "score_fraction_of_peak": score_gflop / (record.train_seconds * peak_gflops),
+                "fraction_of_fma_peak": of_fma(epoch_gflop, record.train_seconds),
                 "step_profile_ms": crate::bench::step_profile_json(&profile),
                 "sampled_validation_seconds": record.eval_seconds,
                 "sampled_validation_rows": record.validation_rows,
@@ -174,6 +177,7 @@ impl ScaleBenchArgs {
                 "test_interactions": split.test.len(),
                 "score_gflop": eval_gflop,
                 "gemm_fraction_of_peak": eval_gflop / (eval_seconds * peak_gflops),
+                "fraction_of_fma_peak": of_fma(eval_gflop, eval_seconds),
                 "test_top_100": report.all.at(100),
                 "test_seen_filtered_top_100": report.seen_filtered.at(100),
             })
@@ -189,6 +193,9 @@ impl ScaleBenchArgs {
             "load_seconds": load_seconds,
             "fit_and_encode_seconds": encode_seconds,
             "peak_gflops": peak_gflops,
+            "blas_core": tensor::matmul::blas_core(),
+            "fma_peak_gflops": fma_peak.map(|(peak, _)| peak),
+            "fma_peak_isa": fma_peak.map(|(_, isa)| isa),
             "epochs": runs,
             "full_evaluation": full_evaluation,
             "peak_resident_bytes": peak_resident_bytes(),
