@@ -65,11 +65,14 @@ pub fn true_rank_with(
 
 /// [`true_rank`] without and with `exclusions`, from one pass over the catalogue:
 /// `(unfiltered, filtered)`.
-pub fn true_rank_unfiltered_and_filtered(
+///
+/// The exclusion lists can be borrowed (`&[u32]`, `Cow<[u32]>`): callers whose queries share
+/// long lists (every query of a user excludes that user's items) need not copy them per query.
+pub fn true_rank_unfiltered_and_filtered<E: AsRef<[u32]> + Sync>(
     queries: ArrayView2<'_, f32>,
     catalogue: ArrayView2<'_, f32>,
     true_rows: &[u32],
-    exclusions: &[Vec<u32>],
+    exclusions: &[E],
 ) -> (Vec<u32>, Vec<u32>) {
     let counts = count_above(&Lanes, queries, catalogue, true_rows, Some(exclusions));
     (counts.iter().map(|c| c.all()).collect(), counts.iter().map(|c| c.filtered()).collect())
@@ -105,12 +108,12 @@ impl Above {
 }
 
 /// Per query: rows exactly above the true row, and how many of those are excluded.
-fn count_above(
+fn count_above<E: AsRef<[u32]> + Sync>(
     kernel: &dyn ScoreKernel,
     queries: ArrayView2<'_, f32>,
     catalogue: ArrayView2<'_, f32>,
     true_rows: &[u32],
-    exclusions: Option<&[Vec<u32>]>,
+    exclusions: Option<&[E]>,
 ) -> Vec<Above> {
     let n_queries = queries.nrows();
     assert_eq!(true_rows.len(), n_queries, "true_rank: {} true rows for {n_queries} queries", true_rows.len());
@@ -145,7 +148,7 @@ fn count_above(
         let mut tile = Array2::<f32>::zeros((TILE_QUERIES, catalogue_tiles.first().map_or(0, Array2::ncols)));
         // Each query's exclusions in ascending order, walked tile by tile with a cursor.
         let mut excluded_sorted: Vec<Vec<u32>> = match exclusions {
-            Some(ex) => ex[task_start..task_start + counts.len()].to_vec(),
+            Some(ex) => ex[task_start..task_start + counts.len()].iter().map(|e| e.as_ref().to_vec()).collect(),
             None => Vec::new(),
         };
         excluded_sorted.iter_mut().for_each(|rows| rows.sort_unstable());

@@ -206,6 +206,12 @@ fn ranks_match_a_naive_count_including_exclusions_and_big_catalogues() {
         true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &exclusions);
     assert_eq!(unfiltered, true_rank(queries.view(), candidates.view(), &true_rows, None));
     assert_eq!(filtered, true_rank(queries.view(), candidates.view(), &true_rows, Some(&exclusions)));
+    // Borrowed lists (as evaluation passes each user's seen rows) rank alike.
+    let borrowed: Vec<&[u32]> = exclusions.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &borrowed),
+        (unfiltered.clone(), filtered.clone())
+    );
     for (use_exclusions, ranks) in [(false, unfiltered), (true, filtered)] {
         for i in 0..n_queries {
             let pos = scores[[i, true_rows[i] as usize]];
