@@ -131,16 +131,16 @@ impl HnswIndex {
                     return Neighbours::default();
                 }
                 let query = queries.row(i);
-                let norm = query.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
-                let scale = if norm > 0.0 { (self.max_norm / norm) as f32 } else { 1.0 };
-                let mut augmented: Vec<f32> = query.iter().map(|&v| v * scale).collect();
-                augmented.push(0.0);
                 let ef_search = self.config.ef_search.max(want);
                 if ef_search >= n {
                     // A search as wide as the catalogue: every row, so the list is exact even
                     // where the graph left a node unreachable (its links depend on timing).
                     return Neighbours::rescored(query, self.candidates.view(), &self.ids, 0..n as u32, excluded, k);
                 }
+                let norm = query.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+                let scale = if norm > 0.0 { (self.max_norm / norm) as f32 } else { 1.0 };
+                let mut augmented: Vec<f32> = query.iter().map(|&v| v * scale).collect();
+                augmented.push(0.0);
                 let found = self.graph.search(&augmented, want, ef_search);
                 let proposed = found.iter().map(|neighbour| neighbour.d_id as u32);
                 Neighbours::rescored(query, self.candidates.view(), &self.ids, proposed, excluded, k)

@@ -5,6 +5,8 @@
 //! `exact.rs`), so ranks are the same on every CPU and BLAS kernel: a duplicate of the true row
 //! ties with it exactly and never outranks it.
 
+use std::borrow::Cow;
+
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
@@ -147,11 +149,23 @@ fn count_above<E: AsRef<[u32]> + Sync>(
         let task_start = task * TILE_QUERIES * TILES_PER_TASK;
         let mut tile = Array2::<f32>::zeros((TILE_QUERIES, catalogue_tiles.first().map_or(0, Array2::ncols)));
         // Each query's exclusions in ascending order, walked tile by tile with a cursor.
-        let mut excluded_sorted: Vec<Vec<u32>> = match exclusions {
-            Some(ex) => ex[task_start..task_start + counts.len()].iter().map(|e| e.as_ref().to_vec()).collect(),
+        // Lists already in order (evaluation's seen rows) are borrowed, the others sorted copies.
+        let excluded_sorted: Vec<Cow<'_, [u32]>> = match exclusions {
+            Some(ex) => ex[task_start..task_start + counts.len()]
+                .iter()
+                .map(|rows| {
+                    let rows = rows.as_ref();
+                    if rows.is_sorted() {
+                        Cow::Borrowed(rows)
+                    } else {
+                        let mut sorted = rows.to_vec();
+                        sorted.sort_unstable();
+                        Cow::Owned(sorted)
+                    }
+                })
+                .collect(),
             None => Vec::new(),
         };
-        excluded_sorted.iter_mut().for_each(|rows| rows.sort_unstable());
         let mut cursors = vec![0usize; excluded_sorted.len()];
         // Catalogue tiles outside, the task's query blocks inside: each tile is read from memory
         // once per task and then from L2 for every block.

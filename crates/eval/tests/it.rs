@@ -206,7 +206,13 @@ fn ranks_match_a_naive_count_including_exclusions_and_big_catalogues() {
         true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &exclusions);
     assert_eq!(unfiltered, true_rank(queries.view(), candidates.view(), &true_rows, None));
     assert_eq!(filtered, true_rank(queries.view(), candidates.view(), &true_rows, Some(&exclusions)));
-    // Borrowed lists (as evaluation passes each user's seen rows) rank alike.
+    // Borrowed lists, in order (as evaluation passes each user's seen rows, which the ranking
+    // then reads in place) or not, rank alike.
+    let ascending: Vec<Vec<u32>> = exclusions.iter().map(|rows| rows.iter().rev().copied().collect()).collect();
+    assert_eq!(
+        true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &ascending),
+        (unfiltered.clone(), filtered.clone())
+    );
     let borrowed: Vec<&[u32]> = exclusions.iter().map(Vec::as_slice).collect();
     assert_eq!(
         true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &borrowed),

@@ -25,16 +25,25 @@ pub enum FmaWidth {
 impl FmaWidth {
     /// The width the lane kernels run on this machine, or `None` without AVX2 + FMA.
     pub fn of_this_machine() -> Option<Self> {
+        if crate::lanes::avx512_enabled() {
+            return Some(Self::Avx512);
+        }
+        Self::Avx2.is_supported().then_some(Self::Avx2)
+    }
+
+    /// Whether the CPU has the instructions of this width (whatever `TWOTOWER_NO_AVX512` says).
+    pub fn is_supported(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            if crate::lanes::avx512_enabled() {
-                return Some(Self::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return Some(Self::Avx2);
+            match self {
+                Self::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+                Self::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
             }
         }
-        None
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
     }
 
     /// `"avx512"` or `"avx2"`.
@@ -65,8 +74,9 @@ impl FmaWidth {
 const AVX512_ACCUMULATORS: usize = 16;
 const AVX2_ACCUMULATORS: usize = 12;
 
-/// GFLOP/s of `iterations` rounds of one FMA per accumulator (16 for AVX-512, 12 for AVX2) of `width` on the calling thread.
-/// Run it on every core at once (one thread each) and add the figures for the machine's limit.
+/// GFLOP/s of `iterations` rounds of one FMA of `width` per accumulator (16 for AVX-512, 12 for
+/// AVX2) on the calling thread. Run it on every core at once (one thread each) and add the
+/// figures for the machine's limit.
 ///
 /// # Panics
 /// If the CPU lacks `width` (check [`FmaWidth::of_this_machine`] first).
@@ -80,34 +90,22 @@ pub fn fma_gflops_one_thread(width: FmaWidth, iterations: usize) -> f64 {
 }
 
 fn run(width: FmaWidth, iterations: usize) -> f32 {
+    assert!(width.is_supported(), "fma_peak: this CPU has no {} instructions", width.name());
     #[cfg(target_arch = "x86_64")]
     {
-        match width {
-            FmaWidth::Avx512 => {
-                assert!(std::arch::is_x86_feature_detected!("avx512f"), "fma_peak: no AVX-512F");
-                // SAFETY: AVX-512F was detected just above.
-                #[allow(unsafe_code)]
-                unsafe {
-                    x86::avx512(iterations)
-                }
-            }
-            FmaWidth::Avx2 => {
-                assert!(
-                    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
-                    "fma_peak: no AVX2 + FMA"
-                );
-                // SAFETY: AVX2 and FMA were detected just above.
-                #[allow(unsafe_code)]
-                unsafe {
-                    x86::avx2(iterations)
-                }
+        // SAFETY: the CPU supports `width`'s instructions (asserted above).
+        #[allow(unsafe_code)]
+        unsafe {
+            match width {
+                FmaWidth::Avx512 => x86::avx512(iterations),
+                FmaWidth::Avx2 => x86::avx2(iterations),
             }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = iterations;
-        panic!("fma_peak: {} needs x86_64", width.name())
+        unreachable!("no width is supported off x86_64")
     }
 }
 
@@ -158,15 +156,7 @@ mod tests {
     fn every_iteration_runs() {
         // From 0, acc_n = (1 − aⁿ) · b / (1 − a): a loop cut short would leave less. In f32,
         // a = 0.99999899 and b / (1 − a) = 0.9869.
-        #[cfg(target_arch = "x86_64")]
-        let widths = [
-            std::arch::is_x86_feature_detected!("avx512f").then_some(FmaWidth::Avx512),
-            (std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
-                .then_some(FmaWidth::Avx2),
-        ];
-        #[cfg(not(target_arch = "x86_64"))]
-        let widths: [Option<FmaWidth>; 0] = [];
-        for width in widths.into_iter().flatten() {
+        for width in [FmaWidth::Avx512, FmaWidth::Avx2].into_iter().filter(|w| w.is_supported()) {
             let fixed_point = 1e-6 / (1.0 - f64::from(0.999_999f32));
             for iterations in [100_000usize, 1_000_000] {
                 let sum = f64::from(run(width, iterations));

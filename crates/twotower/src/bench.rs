@@ -102,8 +102,7 @@ impl BenchArgs {
         peak_samples.push(gemm_gflops_square(1024, 10));
         fma_samples.push(fma_peak_gflops());
         let peak_gflops = peak_samples.iter().copied().fold(0.0, f64::max);
-        let fma_peak = fma_samples.iter().flatten().map(|&(gflops, _)| gflops).reduce(f64::max);
-        let fma_isa = fma_samples.iter().flatten().map(|&(_, isa)| isa).next();
+        let fma_peak = fma_samples.iter().flatten().copied().reduce(f64::max);
         let score_gflop = epoch_score_gflop(split.train.len(), trainer.config().batch_size, 32);
         let tower_gflop = epoch_tower_gflop(&trainer.model, split.train.len(), split.train.len());
         let epoch_gflop = score_gflop + tower_gflop;
@@ -152,9 +151,9 @@ impl BenchArgs {
             "peak_note": "the best of three measurements (before training, after it, at the end), each the best of 10 GEMMs",
             "blas_core": tensor::matmul::blas_core(),
             "fma_peak_gflops": fma_peak,
-            "fma_peak_isa": fma_isa,
-            "fma_peak_gflops_samples": fma_samples.iter().flatten().map(|&(gflops, _)| gflops).collect::<Vec<_>>(),
-            "fma_peak_note": "16 independent FMA chains on registers, one thread per core at once, the widest vectors the lane kernels use; the best of three measurements taken beside the GEMM peak's",
+            "fma_peak_isa": tensor::fma_peak::FmaWidth::of_this_machine().map(tensor::fma_peak::FmaWidth::name),
+            "fma_peak_gflops_samples": fma_samples.iter().flatten().collect::<Vec<_>>(),
+            "fma_peak_note": "16 (AVX-512) or 12 (AVX2) independent FMA chains on registers, one thread per core at once, the widest vectors the lane kernels use; the best of three measurements taken beside the GEMM peak's",
             "large_catalogue_eval_seconds": large_catalogue_eval_seconds,
             "large_catalogue_shape": "20 000 queries x 100 000 items, d = 32, blocks of 512 x 4096",
             "parse": parse,
@@ -251,9 +250,9 @@ pub(crate) fn gemm_gflops_square(n: usize, reps: usize) -> f64 {
     2.0 * (n * n * n) as f64 / seconds / 1e9
 }
 
-/// GFLOP/s of register-only FMAs on every core at once (the sum of the threads' rates) and the
-/// vector width, or `None` on a CPU without AVX2 + FMA.
-pub(crate) fn fma_peak_gflops() -> Option<(f64, &'static str)> {
+/// GFLOP/s of register-only FMAs on every core at once (the sum of the threads' rates), with the
+/// vector width the lane kernels run (`FmaWidth::of_this_machine`), or `None` without AVX2 + FMA.
+pub(crate) fn fma_peak_gflops() -> Option<f64> {
     let width = tensor::fma_peak::FmaWidth::of_this_machine()?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     // 50 M rounds: about 0.1–0.2 s per thread, long enough for the clock to settle.
@@ -263,7 +262,7 @@ pub(crate) fn fma_peak_gflops() -> Option<(f64, &'static str)> {
             .collect();
         handles.into_iter().map(|h| h.join().expect("the FMA loop does not panic")).collect()
     });
-    Some((rates.iter().sum(), width.name()))
+    Some(rates.iter().sum())
 }
 
 /// Seconds to rank 20 000 queries over a synthetic catalogue, scored block by block.

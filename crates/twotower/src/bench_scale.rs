@@ -3,9 +3,9 @@
 //! 25 000 095 ratings; Zipf popularity, heavy-tailed activity), read by the real loaders.
 //!
 //! Reports, per batch size: one training epoch over the 80% training split (seconds,
-//! examples/s, the share of the same run's GEMM peak and of its register-only FMA peak), the complete evaluation
-//! of the 20% test split over the whole catalogue with seen-filtering, the seeded sampled
-//! validation used per epoch, and the process's peak resident memory.
+//! examples/s, the share of the same run's GEMM peak and of its register-only FMA peak), the
+//! complete evaluation of the 20% test split over the whole catalogue with seen-filtering, the
+//! seeded sampled validation used per epoch, and the process's peak resident memory.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -114,7 +114,7 @@ impl ScaleBenchArgs {
         eprintln!("bench-scale: fitted and encoded in {encode_seconds:.1} s");
         let peak_gflops = gemm_gflops_square(1024, 10);
         let fma_peak = fma_peak_gflops();
-        let of_fma = |gflop: f64, seconds: f64| fma_peak.map(|(peak, _)| gflop / (seconds * peak));
+        let of_fma = |gflop: f64, seconds: f64| fma_peak.map(|peak| gflop / (seconds * peak));
         let mut runs = Vec::new();
         let mut trained = None;
         for &batch_size in &self.batch_sizes {
@@ -194,8 +194,8 @@ impl ScaleBenchArgs {
             "fit_and_encode_seconds": encode_seconds,
             "peak_gflops": peak_gflops,
             "blas_core": tensor::matmul::blas_core(),
-            "fma_peak_gflops": fma_peak.map(|(peak, _)| peak),
-            "fma_peak_isa": fma_peak.map(|(_, isa)| isa),
+            "fma_peak_gflops": fma_peak,
+            "fma_peak_isa": tensor::fma_peak::FmaWidth::of_this_machine().map(tensor::fma_peak::FmaWidth::name),
             "epochs": runs,
             "full_evaluation": full_evaluation,
             "peak_resident_bytes": peak_resident_bytes(),
