@@ -11,7 +11,9 @@ use benches::{deep_trainer, matrixmultiply_gemm, random_matrix, synthetic_data, 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
+use rand::SeedableRng;
 use retrieval::{exp_columns, exp_row, Batch, InBatchSoftmax, LossConfig, SoftmaxKernel};
+use tensor::lanes::lane_gemm;
 
 /// (name, m, k, n) of `A (m×k) · B (k×n)`.
 const GEMM_SHAPES: [(&str, usize, usize, usize); 4] = [
@@ -76,6 +78,56 @@ fn softmax(c: &mut Criterion) {
     group.finish();
 }
 
+/// The three products of one fused block (48 queries against 2048 candidates, d = 32) on
+/// `tensor::lanes::lane_gemm`, one thread: the logits `Eᵀ = C·Qᵀ`, the query gradient
+/// `(Eᵀ)ᵀ·C` (a transposed view, no copy) and the accumulated candidate gradient `dC += Eᵀ·Q̃`.
+/// One element is one FLOP, so each reads against the one-core FMA peak that `bench` reports.
+fn block_products(c: &mut Criterion) {
+    let (candidates, queries_t) = (random_matrix((2048, 32), 20), random_matrix((32, 48), 21));
+    let (logits_t, scaled_queries) = (random_matrix((2048, 48), 22), random_matrix((48, 32), 23));
+    let mut group = c.benchmark_group("lane_gemm_block");
+    group.throughput(Throughput::Elements(2 * 2048 * 48 * 32));
+    let mut logits_out = Array2::<f32>::zeros((2048, 48));
+    group.bench_function("logits_C_Qt_2048x32x48", |bench| {
+        bench.iter(|| lane_gemm(black_box(candidates.view()), queries_t.view(), 0.0, &mut logits_out.view_mut()))
+    });
+    let mut dquery = Array2::<f32>::zeros((48, 32));
+    group.bench_function("dquery_Et_t_C_48x2048x32", |bench| {
+        bench.iter(|| lane_gemm(black_box(logits_t.t()), candidates.view(), 0.0, &mut dquery.view_mut()))
+    });
+    let mut dcandidate = Array2::<f32>::zeros((2048, 32));
+    group.bench_function("dcandidate_Et_Q_2048x48x32_accumulate", |bench| {
+        bench.iter(|| lane_gemm(black_box(logits_t.view()), scaled_queries.view(), 1.0, &mut dcandidate.view_mut()))
+    });
+    group.finish();
+}
+
+/// The query tower's two layers of the deep [64, 32] model at batch 2048 (inputs 65 wide: a
+/// user embedding, a timestamp-bucket embedding and the normalised timestamp), forward and
+/// backward, one thread. One element is one FLOP of the layer's products (2·b·in·out forward,
+/// twice that backward: `dW` and `dx`).
+fn dense_layers(c: &mut Criterion) {
+    use tensor::{Activation, Dense, DenseCache, DenseGrads};
+    let mut group = c.benchmark_group("dense");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(30);
+    for (in_dim, out_dim, activation) in [(65, 64, Activation::Relu), (64, 32, Activation::Linear)] {
+        let layer = Dense::new(in_dim, out_dim, activation, &mut rng);
+        let x = random_matrix((2048, in_dim), 31);
+        let dy = random_matrix((2048, out_dim), 32);
+        let (mut cache, mut grads) = (DenseCache::default(), DenseGrads::zeros_like(&layer));
+        let name = format!("{in_dim}x{out_dim}_batch_2048");
+        group.throughput(Throughput::Elements((2 * 2048 * in_dim * out_dim) as u64));
+        group.bench_function(BenchmarkId::new("forward", &name), |bench| {
+            bench.iter(|| black_box(layer.forward(x.view(), &mut cache)[[0, 0]]))
+        });
+        group.throughput(Throughput::Elements((4 * 2048 * in_dim * out_dim) as u64));
+        group.bench_function(BenchmarkId::new("backward", &name), |bench| {
+            bench.iter(|| black_box(layer.backward(&mut cache, dy.view(), &mut grads)[[0, 0]]))
+        });
+    }
+    group.finish();
+}
+
 /// The loss alone on a batch of 2048 at d = 32 with the logQ correction: the fused kernel
 /// against the three GEMMs. One element is one FLOP of the three score products.
 fn loss(c: &mut Criterion) {
@@ -129,5 +181,5 @@ fn evaluation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gemm, softmax, loss, train_step, evaluation);
+criterion_group!(benches, gemm, softmax, block_products, dense_layers, loss, train_step, evaluation);
 criterion_main!(benches);

@@ -194,32 +194,41 @@ pub(crate) mod columns_avx2 {
     //! [`super::exp_columns`] in AVX2/FMA intrinsics, eight columns per register.
     use std::arch::x86_64::{
         __m256, _mm256_add_epi32, _mm256_add_ps, _mm256_andnot_ps, _mm256_castps_si256, _mm256_castsi256_ps,
-        _mm256_cmp_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps, _mm256_mul_ps,
-        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_ps, _mm256_slli_epi32, _mm256_storeu_ps, _mm256_sub_epi32,
-        _mm256_sub_ps, _CMP_LT_OQ,
+        _mm256_cmp_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_mul_ps,
+        _mm256_set1_ps, _mm256_setzero_ps, _mm256_slli_epi32, _mm256_storeu_ps, _mm256_sub_ps, _CMP_LT_OQ,
     };
 
     use super::SUM_CHUNK_ROWS;
 
-    /// [`super::fast_exp`] on eight lanes, with fused multiply-adds.
+    /// [`super::fast_exp`] on eight lanes, with fused multiply-adds, for inputs `x ≤ 0` (or NaN):
+    /// the inputs are `s − max`, so the scalar form's upper clamp never binds and is left out.
+    ///
+    /// `2ⁿ` comes from the rounding trick's own bits: `shifted = 1.5·2²³ + n` holds `n` in its
+    /// low mantissa bits and `1.5·2²³`'s low nine bits are zero, so `shifted << 23` is `n << 23`
+    /// (mod 2³²), and adding the bits of `1.0` (`127 << 23`) gives the bits of `2ⁿ` for
+    /// `n ∈ [−126, 0]`: two integer operations and no constant beyond the `1.0` the polynomial
+    /// already holds, where `(shifted − bits(1.5·2²³) + 127) << 23` took three and two more
+    /// constants. Sixteen registers hold the constants, the running sums and the temporaries
+    /// without spilling, which is what the kernel's speed rests on.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     fn exp8(x: __m256) -> __m256 {
         const ROUNDER: f32 = 12_582_912.0;
-        let underflow = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(-87.33));
-        let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33)), _mm256_set1_ps(88.0));
+        let lowest = _mm256_set1_ps(-87.33);
+        let underflow = _mm256_cmp_ps::<_CMP_LT_OQ>(x, lowest);
+        let x = _mm256_max_ps(x, lowest);
         let shifted = _mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), _mm256_set1_ps(ROUNDER));
         let n = _mm256_sub_ps(shifted, _mm256_set1_ps(ROUNDER));
-        let n_int = _mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_set1_epi32(ROUNDER.to_bits() as i32));
         let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
         let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
         let mut p = _mm256_set1_ps(1.987_569_1e-4);
         for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
             p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
         }
-        let y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0)));
-        let scale = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n_int, _mm256_set1_epi32(127))));
-        _mm256_andnot_ps(underflow, _mm256_mul_ps(y, scale))
+        let one = _mm256_set1_ps(1.0);
+        let y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, one));
+        let scale = _mm256_add_epi32(_mm256_slli_epi32::<23>(_mm256_castps_si256(shifted)), _mm256_castps_si256(one));
+        _mm256_andnot_ps(underflow, _mm256_mul_ps(y, _mm256_castsi256_ps(scale)))
     }
 
     /// # Safety
@@ -231,8 +240,8 @@ pub(crate) mod columns_avx2 {
         // block instead of six), else two, else one.
         // SAFETY: forwarded from the caller.
         unsafe {
-            if width.is_multiple_of(24) {
-                column_groups::<3>(block, width, max, sum)
+            if width.is_multiple_of(48) {
+                column_groups::<6>(block, width, max, sum)
             } else if width.is_multiple_of(16) {
                 column_groups::<2>(block, width, max, sum)
             } else {
