@@ -236,12 +236,16 @@ pub(crate) mod columns_avx2 {
     /// `sum` are `width` long.
     #[target_feature(enable = "avx2,fma")]
     pub(crate) unsafe fn exp_columns(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [f32]) {
-        // Three registers of columns per pass when the width allows (two passes over a 48-wide
-        // block instead of six), else two, else one.
+        // Whole rows of the fused step's blocks (48 or 32 columns) per pass, so that each pass
+        // reads the block in order (2048 × 48 on Zen 5, one run after another: 35.5 µs, against
+        // 42.3–46.7 µs in passes of one to three registers down the columns). Else two
+        // registers, else one.
         // SAFETY: forwarded from the caller.
         unsafe {
             if width.is_multiple_of(48) {
                 column_groups::<6>(block, width, max, sum)
+            } else if width.is_multiple_of(32) {
+                column_groups::<4>(block, width, max, sum)
             } else if width.is_multiple_of(16) {
                 column_groups::<2>(block, width, max, sum)
             } else {
