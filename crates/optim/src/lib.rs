@@ -27,6 +27,7 @@
 use ndarray::{Array, Array2, Dimension, Zip};
 use serde::{Deserialize, Serialize};
 use tensor::RowSparseGrad;
+use tensor::prefetch::{prefetch, ROWS_AHEAD};
 
 /// Adagrad's hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -139,7 +140,14 @@ impl SparseRows<'_> {
     fn apply(&self, weights: &mut [f32], accumulators: &mut [f32]) {
         let AdagradConfig { learning_rate, epsilon, .. } = self.config;
         let dim = self.dim;
-        for (i, &row) in self.grad.rows().iter().enumerate() {
+        let rows = self.grad.rows();
+        for (i, &row) in rows.iter().enumerate() {
+            // The touched rows are scattered over tables that outgrow the caches at scale.
+            if let Some(&ahead) = rows.get(i + ROWS_AHEAD) {
+                let ahead = ahead as usize * dim..(ahead as usize + 1) * dim;
+                prefetch(&weights[ahead.clone()]);
+                prefetch(&accumulators[ahead]);
+            }
             let span = row as usize * dim..(row as usize + 1) * dim;
             let (w_row, acc_row) = (&mut weights[span.clone()], &mut accumulators[span]);
             for ((w, acc), &g) in w_row.iter_mut().zip(acc_row.iter_mut()).zip(self.grad.row_grad(i)) {

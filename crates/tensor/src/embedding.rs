@@ -7,6 +7,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::init::{uniform, EMBEDDING_INIT_RANGE};
+use crate::prefetch::{prefetch, ROWS_AHEAD};
 use crate::RowSparseGrad;
 
 /// An embedding table.
@@ -58,12 +59,15 @@ impl Embedding {
         );
         cache.ids.clear();
         cache.ids.extend_from_slice(ids);
-        for (mut row, &id) in out.rows_mut().into_iter().zip(ids) {
-            assert!(
-                (id as usize) < self.n_rows(),
-                "Embedding::forward: id {id} outside table of {} rows",
-                self.n_rows()
-            );
+        let (n_rows, dim) = self.table.dim();
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= n_rows) {
+            panic!("Embedding::forward: id {id} outside table of {n_rows} rows");
+        }
+        let table = self.table.as_slice();
+        for (i, (mut row, &id)) in out.rows_mut().into_iter().zip(ids).enumerate() {
+            if let (Some(table), Some(&ahead)) = (table, ids.get(i + ROWS_AHEAD)) {
+                prefetch(&table[ahead as usize * dim..][..dim]);
+            }
             row.assign(&self.table.row(id as usize));
         }
     }

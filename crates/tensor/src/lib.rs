@@ -44,6 +44,7 @@ mod l2norm;
 pub mod lanes;
 pub mod matmul;
 mod pooling;
+pub mod prefetch;
 mod sparse;
 mod stack;
 

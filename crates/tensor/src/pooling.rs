@@ -18,6 +18,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::init::{uniform, EMBEDDING_INIT_RANGE};
+use crate::prefetch::{prefetch, ROWS_AHEAD};
 use crate::RowSparseGrad;
 
 /// Ragged rows of token ids in CSR form: row `b` is `ids[offsets[b]..offsets[b + 1]]`.
@@ -121,35 +122,32 @@ impl TokenBag {
             bags.len()
         );
         cache.bags.copy_from(bags);
-        let mut n_empty = 0;
-        let dim = self.dim();
-        for (b, mut row) in out.rows_mut().into_iter().enumerate() {
-            row.fill(0.0);
-            let mut count = 0u32;
-            for &id in bags.row(b).iter().filter(|&&id| id != 0) {
-                assert!(
-                    (id as usize) < self.table.nrows(),
-                    "TokenBag::forward: id {id} outside table of {} rows",
-                    self.table.nrows()
-                );
-                // Flat slices when both sides are contiguous (always, for tables and the
-                // towers' input blocks): a plain loop the compiler vectorises.
-                match (row.as_slice_mut(), self.table.as_slice()) {
-                    (Some(out_row), Some(table)) => {
-                        let table_row = &table[id as usize * dim..(id as usize + 1) * dim];
-                        out_row.iter_mut().zip(table_row).for_each(|(o, &v)| *o += v);
+        let n_rows = self.table.nrows();
+        if let Some(&id) = bags.ids.iter().find(|&&id| id as usize >= n_rows) {
+            panic!("TokenBag::forward: id {id} outside table of {n_rows} rows");
+        }
+        match (self.table.as_slice(), self.dim()) {
+            (Some(table), 16) => pool_rows::<16>(table, bags, out),
+            (Some(table), 32) => pool_rows::<32>(table, bags, out),
+            (Some(table), 64) => pool_rows::<64>(table, bags, out),
+            _ => {
+                let mut n_empty = 0;
+                for (b, mut row) in out.rows_mut().into_iter().enumerate() {
+                    row.fill(0.0);
+                    let mut count = 0u32;
+                    for &id in bags.row(b).iter().filter(|&&id| id != 0) {
+                        row += &self.table.row(id as usize);
+                        count += 1;
                     }
-                    _ => row += &self.table.row(id as usize),
+                    if count == 0 {
+                        n_empty += 1;
+                    } else {
+                        row /= count as f32;
+                    }
                 }
-                count += 1;
-            }
-            if count == 0 {
-                n_empty += 1;
-            } else {
-                row /= count as f32;
+                n_empty
             }
         }
-        n_empty
     }
 
     /// Adds `dy[b] / count_b` to the row of every non-padding token of bag `b`.
@@ -173,8 +171,39 @@ impl TokenBag {
     }
 }
 
+/// [`TokenBag::forward`] for a standard-layout table of width `D`: each bag's sum in registers
+/// (tokens in order, as the generic loop adds them into the output row, so the same bits),
+/// with the row [`ROWS_AHEAD`] tokens on prefetched. Ids are in range (checked by the caller).
+fn pool_rows<const D: usize>(table: &[f32], bags: &Bags, mut out: ArrayViewMut2<'_, f32>) -> usize {
+    let mut n_empty = 0;
+    for (b, mut out_row) in out.rows_mut().into_iter().enumerate() {
+        let mut sum = [0f32; D];
+        let mut count = 0u32;
+        for position in bags.offsets[b]..bags.offsets[b + 1] {
+            if let Some(&ahead) = bags.ids.get(position + ROWS_AHEAD) {
+                prefetch(&table[ahead as usize * D..][..D]);
+            }
+            let id = bags.ids[position] as usize;
+            if id == 0 {
+                continue;
+            }
+            let row: &[f32; D] = table[id * D..][..D].try_into().expect("a row of D values");
+            sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+            count += 1;
+        }
+        if count == 0 {
+            n_empty += 1;
+            out_row.fill(0.0);
+        } else {
+            out_row.iter_mut().zip(sum).for_each(|(o, s)| *o = s / count as f32);
+        }
+    }
+    n_empty
+}
+
 #[cfg(test)]
 mod tests {
+    use ndarray::ShapeBuilder;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
@@ -214,6 +243,35 @@ mod tests {
         pool.backward(&cache, r.view(), &mut twice);
         pool.backward(&cache, r.view(), &mut twice);
         assert_eq!(twice.to_dense(), grads.to_dense() * 2.0);
+    }
+
+    #[test]
+    fn register_sums_equal_the_generic_loop_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        for dim in [16, 32, 64, 24] {
+            let pool = TokenBag::new(50, dim, &mut rng);
+            // The generic loop runs on a column-major copy of the same table.
+            let mut column_major = Array2::zeros((50, dim).f());
+            column_major.assign(&pool.table);
+            let generic = TokenBag { table: column_major };
+            assert!(generic.table.as_slice().is_none());
+            let rows: Vec<Vec<u32>> =
+                (0..40).map(|b| (0..b % 23).map(|t| ((b * 31 + t * 17) % 50) as u32).collect()).collect();
+            let input = bags(&rows.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            let (mut fast, mut slow) = (Array2::from_elem((40, dim), f32::NAN), Array2::from_elem((40, dim), 7.0));
+            let n_empty = pool.forward(&input, &mut TokenBagCache::default(), fast.view_mut());
+            assert_eq!(n_empty, generic.forward(&input, &mut TokenBagCache::default(), slow.view_mut()));
+            assert_eq!(n_empty, 2, "bags 0 and 23 have no tokens");
+            let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&slow), "dim {dim}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "id 9 outside table of 4 rows")]
+    fn an_id_outside_the_table_is_named() {
+        let pool = TokenBag::new(4, 32, &mut ChaCha8Rng::seed_from_u64(13));
+        pool.forward(&bags(&[&[1, 2], &[3, 9]]), &mut TokenBagCache::default(), Array2::zeros((2, 32)).view_mut());
     }
 
     #[test]
