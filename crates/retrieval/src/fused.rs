@@ -5,8 +5,8 @@
 //! so that one query's logits form one column:
 //!
 //! ```text
-//! Eᵀ  = C · (Q_b / T)ᵀ                       (N, r)   lane_gemm
-//! Eᵀ += bias_j (logQ), MIN_FLOAT (accidental hits)
+//! Eᵀ  = C · (Q_b / T)ᵀ + bias_j (logQ)        (N, r)   lane_gemm(_row_bias)
+//! Eᵀ += MIN_FLOAT (accidental hits)
 //! Eᵀ  = exp(Eᵀ − max per column), sums s_i   (N, r)   exp_columns
 //! loss_i = w_i · (max_i + ln s_i − S_ii)
 //! a_i = w_i / (T · s_i)
@@ -20,7 +20,7 @@
 //! positive terms are added by the caller, as on the GEMM path.
 
 use ndarray::{s, ArrayView2, ArrayViewMut2};
-use tensor::lanes::{lane_gemm, LANES};
+use tensor::lanes::{lane_gemm, lane_gemm_row_bias, LANES};
 use tensor::Buffer;
 
 use crate::loss::{AccidentalHits, Batch, MIN_FLOAT};
@@ -119,14 +119,15 @@ impl FusedHalf {
             }
         }
         self.logits_t.reshape(n_candidates, padded_rows);
-        lane_gemm(shared.candidates, self.queries_t.view(), 0.0, &mut self.logits_t.view_mut());
+        // The logQ bias of candidate j is added to row j as the product's tiles are stored.
+        match shared.log_q {
+            Some(log_q) => {
+                lane_gemm_row_bias(shared.candidates, self.queries_t.view(), log_q, &mut self.logits_t.view_mut())
+            }
+            None => lane_gemm(shared.candidates, self.queries_t.view(), 0.0, &mut self.logits_t.view_mut()),
+        }
 
         let logits = self.logits_t.as_slice_mut();
-        if let Some(log_q) = shared.log_q {
-            for (row, &bias) in logits.chunks_exact_mut(padded_rows).zip(log_q) {
-                row.iter_mut().for_each(|v| *v += bias);
-            }
-        }
         if let AccidentalHits::Remove { candidate_ids } = batch.accidental_hits {
             let own = &candidate_ids[block.clone()];
             for (j, (row, &id)) in logits.chunks_exact_mut(padded_rows).zip(candidate_ids).enumerate() {

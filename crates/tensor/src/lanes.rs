@@ -51,12 +51,40 @@ const K_CHUNK: usize = 256;
 /// column stride, negative strides of `a`, or `beta` other than 0 or 1.
 #[track_caller]
 pub fn lane_gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f32, out: &mut ArrayViewMut2<'_, f32>) {
+    assert!(beta == 0.0 || beta == 1.0, "lane_gemm: beta {beta}; need 0 or 1");
+    let epilogue = if beta == 1.0 { Epilogue::Accumulate } else { Epilogue::Overwrite };
+    checked_gemm(a, b, epilogue, out);
+}
+
+/// `out = A·B + bias·1ᵀ`: row `i` of the product plus `bias[i]` in every column, added as each
+/// tile is stored, so the result has the bits of [`lane_gemm`] followed by a pass adding
+/// `bias[i]` to row `i`, without that pass over `out` (the fused softmax's logQ correction,
+/// one bias per candidate row of a block).
+///
+/// # Shapes
+/// As [`lane_gemm`], and `bias: (m)`.
+///
+/// # Panics
+/// As [`lane_gemm`], and if `bias` is not `m` long.
+#[track_caller]
+pub fn lane_gemm_row_bias(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    bias: &[f32],
+    out: &mut ArrayViewMut2<'_, f32>,
+) {
+    assert_eq!(bias.len(), a.nrows(), "lane_gemm_row_bias: {} biases for {} rows", bias.len(), a.nrows());
+    checked_gemm(a, b, Epilogue::RowBias(bias.as_ptr()), out);
+}
+
+/// Checks the operands of [`lane_gemm`] and runs the kernel this CPU has.
+#[track_caller]
+fn checked_gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, epilogue: Epilogue, out: &mut ArrayViewMut2<'_, f32>) {
     let (m, k) = a.dim();
     let w = b.ncols();
     assert_eq!(b.nrows(), k, "lane_gemm: A {:?} · B {:?}", a.dim(), b.dim());
     assert_eq!(out.dim(), (m, w), "lane_gemm: out {:?} for A {:?} · B {:?}", out.dim(), a.dim(), b.dim());
     assert!(w.is_multiple_of(LANES), "lane_gemm: {w} columns; need a multiple of {LANES}");
-    assert!(beta == 0.0 || beta == 1.0, "lane_gemm: beta {beta}; need 0 or 1");
     let row_major = |strides: &[isize], rows: usize| rows == 0 || w == 0 || strides[1] == 1;
     assert!(row_major(b.strides(), k), "lane_gemm: B strides {:?} are not row-major", b.strides());
     assert!(row_major(out.strides(), m), "lane_gemm: out strides {:?} are not row-major", out.strides());
@@ -65,8 +93,16 @@ pub fn lane_gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f32, out:
         return;
     }
     if k == 0 {
-        if beta == 0.0 {
-            out.fill(0.0);
+        match epilogue {
+            Epilogue::Overwrite => out.fill(0.0),
+            Epilogue::Accumulate => {}
+            Epilogue::RowBias(bias) => {
+                for (i, mut row) in out.rows_mut().into_iter().enumerate() {
+                    // SAFETY: `bias` points at the `m` values checked by `lane_gemm_row_bias`.
+                    #[allow(unsafe_code)]
+                    row.fill(0.0 + unsafe { *bias.add(i) });
+                }
+            }
         }
         return;
     }
@@ -81,7 +117,7 @@ pub fn lane_gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f32, out:
         m,
         k,
         w,
-        accumulate: beta == 1.0,
+        epilogue,
     };
     #[cfg(target_arch = "x86_64")]
     if avx512() {
@@ -179,7 +215,18 @@ struct Operands {
     m: usize,
     k: usize,
     w: usize,
-    accumulate: bool,
+    epilogue: Epilogue,
+}
+
+/// What a tile does with its sums when it stores them.
+#[derive(Clone, Copy)]
+enum Epilogue {
+    /// `out = sums`.
+    Overwrite,
+    /// `out = sums + out`.
+    Accumulate,
+    /// `out = sums + bias[row]`, `bias` pointing at `m` values.
+    RowBias(*const f32),
 }
 
 /// The same tiles in portable Rust (any CPU), by index arithmetic on slices rebuilt from the
@@ -215,8 +262,18 @@ fn portable(op: &Operands) {
                 // SAFETY: row0 + r < m and col0 + LANES ≤ w: in bounds of `out`.
                 #[allow(unsafe_code)]
                 let out_row = unsafe { std::slice::from_raw_parts_mut(op.out.add((row0 + r) * op.ldo + col0), LANES) };
+                // SAFETY: row0 + r < m, within the `m` bias values.
+                #[allow(unsafe_code)]
+                let bias = match op.epilogue {
+                    Epilogue::RowBias(bias) => Some(unsafe { *bias.add(row0 + r) }),
+                    Epilogue::Overwrite | Epilogue::Accumulate => None,
+                };
                 for (o, &v) in out_row.iter_mut().zip(acc_row) {
-                    *o = if op.accumulate { *o + v } else { v };
+                    *o = match (op.epilogue, bias) {
+                        (Epilogue::Accumulate, _) => *o + v,
+                        (_, Some(bias)) => v + bias,
+                        _ => v,
+                    };
                 }
             }
         }
@@ -231,7 +288,7 @@ mod avx2 {
         _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
     };
 
-    use super::{Operands, K_CHUNK, LANES, MR};
+    use super::{Epilogue, Operands, K_CHUNK, LANES, MR};
 
     const _: () = assert!(LANES == 16, "the AVX2 tile holds 16 columns in two registers");
 
@@ -304,9 +361,17 @@ mod avx2 {
             for (r, acc) in acc.iter().enumerate() {
                 let out = op.out.add((row0 + r) * op.ldo + col0);
                 let (mut low, mut high) = (acc[0], acc[1]);
-                if op.accumulate {
-                    low = _mm256_add_ps(low, _mm256_loadu_ps(out));
-                    high = _mm256_add_ps(high, _mm256_loadu_ps(out.add(8)));
+                match op.epilogue {
+                    Epilogue::Overwrite => {}
+                    Epilogue::Accumulate => {
+                        low = _mm256_add_ps(low, _mm256_loadu_ps(out));
+                        high = _mm256_add_ps(high, _mm256_loadu_ps(out.add(8)));
+                    }
+                    Epilogue::RowBias(bias) => {
+                        let bias = _mm256_set1_ps(*bias.add(row0 + r));
+                        low = _mm256_add_ps(low, bias);
+                        high = _mm256_add_ps(high, bias);
+                    }
                 }
                 _mm256_storeu_ps(out, low);
                 _mm256_storeu_ps(out.add(8), high);
@@ -328,7 +393,7 @@ mod avx512 {
         __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
     };
 
-    use super::{Operands, K_CHUNK};
+    use super::{Epilogue, Operands, K_CHUNK};
 
     /// Columns of one register.
     pub(super) const LANES: usize = 16;
@@ -430,9 +495,17 @@ mod avx512 {
             }
             for (r, acc) in acc.iter().enumerate() {
                 let out = op.out.add((row0 + r) * op.ldo + col0);
+                let bias = match op.epilogue {
+                    Epilogue::RowBias(bias) => Some(_mm512_set1_ps(*bias.add(row0 + r))),
+                    Epilogue::Overwrite | Epilogue::Accumulate => None,
+                };
                 for (c, &value) in acc.iter().enumerate() {
                     let at = out.add(LANES * c);
-                    let value = if op.accumulate { _mm512_add_ps(value, _mm512_loadu_ps(at)) } else { value };
+                    let value = match (op.epilogue, bias) {
+                        (Epilogue::Accumulate, _) => _mm512_add_ps(value, _mm512_loadu_ps(at)),
+                        (_, Some(bias)) => _mm512_add_ps(value, bias),
+                        _ => value,
+                    };
                     _mm512_storeu_ps(at, value);
                 }
             }
@@ -529,7 +602,7 @@ mod tests {
             m: 23,
             k: 40,
             w: 32,
-            accumulate: false,
+            epilogue: Epilogue::Overwrite,
         };
         portable(&op);
         assert!(max_abs_error(&dispatched, &portable_out) < 1e-5);
@@ -558,7 +631,7 @@ mod tests {
                     m,
                     k,
                     w,
-                    accumulate: true,
+                    epilogue: Epilogue::Accumulate,
                 };
                 // SAFETY: both feature sets were detected above; `op` describes `aᵀ`, `b`, `out`.
                 #[allow(unsafe_code)]
@@ -572,6 +645,84 @@ mod tests {
             }
             assert!(wide.iter().zip(&narrow).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}x{k}x{w}");
         }
+    }
+
+    /// Runs one kernel (`"portable"`, `"avx2"` or `"avx512"`) on `a · b` into `out`.
+    fn run_kernel(kernel: &str, a: &Array2<f32>, b: &Array2<f32>, epilogue: Epilogue, out: &mut Array2<f32>) {
+        let ((m, k), w) = (a.dim(), b.ncols());
+        let op = Operands {
+            a: a.as_ptr(),
+            a_row: k,
+            a_k: 1,
+            b: b.as_ptr(),
+            ldb: w,
+            out: out.as_mut_ptr(),
+            ldo: w,
+            m,
+            k,
+            w,
+            epilogue,
+        };
+        match kernel {
+            "portable" => portable(&op),
+            // SAFETY: callers ask for a kernel only when the CPU has its features; `op`
+            // describes `a`, `b` and `out`.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            "avx2" => unsafe { avx2::lane_gemm(&op) },
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            "avx512" => unsafe { avx512::lane_gemm(&op) },
+            _ => unreachable!("kernel {kernel}"),
+        }
+    }
+
+    #[test]
+    fn row_bias_equals_the_product_then_the_bias_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(24);
+        let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let mut kernels = vec!["portable"];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx2_fma() {
+                kernels.push("avx2");
+            }
+            if avx512() {
+                kernels.push("avx512");
+            }
+        }
+        for (m, k, w) in [(2050, 32, 48), (37, 65, 32), (13, 300, 16), (5, 0, 16)] {
+            let (a, b) = (uniform((m, k), 1.0, &mut rng), uniform((k, w), 1.0, &mut rng));
+            let bias = uniform((1, m), 3.0, &mut rng).row(0).to_vec();
+            let then_bias = |mut product: Array2<f32>| {
+                for (row, &b) in product.rows_mut().into_iter().zip(&bias) {
+                    row.into_iter().for_each(|v| *v += b);
+                }
+                product
+            };
+            let mut product = Array2::zeros((m, w));
+            lane_gemm(a.view(), b.view(), 0.0, &mut product.view_mut());
+            let mut ours = Array2::from_elem((m, w), f32::NAN);
+            lane_gemm_row_bias(a.view(), b.view(), &bias, &mut ours.view_mut());
+            assert_eq!(bits(&ours), bits(&then_bias(product)), "dispatched {m}x{k}x{w}");
+            if k == 0 {
+                continue;
+            }
+            for &kernel in &kernels {
+                let mut product = Array2::zeros((m, w));
+                run_kernel(kernel, &a, &b, Epilogue::Overwrite, &mut product);
+                let mut ours = Array2::from_elem((m, w), f32::NAN);
+                run_kernel(kernel, &a, &b, Epilogue::RowBias(bias.as_ptr()), &mut ours);
+                assert_eq!(bits(&ours), bits(&then_bias(product)), "{kernel} {m}x{k}x{w}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "3 biases for 4 rows")]
+    fn a_bias_per_row_is_required() {
+        let (a, b) = (Array2::<f32>::zeros((4, 2)), Array2::<f32>::zeros((2, 16)));
+        lane_gemm_row_bias(a.view(), b.view(), &[0.0; 3], &mut Array2::zeros((4, 16)).view_mut());
     }
 
     #[test]
