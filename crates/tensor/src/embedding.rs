@@ -79,7 +79,13 @@ impl Embedding {
     #[track_caller]
     pub fn backward(&self, cache: &EmbeddingCache, dy: ArrayView2<'_, f32>, grads: &mut RowSparseGrad) {
         assert_eq!(dy.dim(), (cache.ids.len(), self.dim()), "Embedding::backward: dy {:?}", dy.dim());
-        for (row, &id) in dy.rows().into_iter().zip(&cache.ids) {
+        for (i, (row, &id)) in dy.rows().into_iter().zip(&cache.ids).enumerate() {
+            if let Some(&ahead) = cache.ids.get(i + 2 * ROWS_AHEAD) {
+                grads.prefetch_slot(ahead);
+            }
+            if let Some(&ahead) = cache.ids.get(i + ROWS_AHEAD) {
+                grads.prefetch_values(ahead);
+            }
             grads.add_row(id, row);
         }
     }

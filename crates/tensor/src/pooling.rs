@@ -157,15 +157,27 @@ impl TokenBag {
     #[track_caller]
     pub fn backward(&self, cache: &TokenBagCache, dy: ArrayView2<'_, f32>, grads: &mut RowSparseGrad) {
         assert_eq!(dy.dim(), (cache.bags.len(), self.dim()), "TokenBag::backward: dy {:?}", dy.dim());
+        let all_ids = &cache.bags.ids;
         for (b, dy_row) in dy.rows().into_iter().enumerate() {
-            let ids = cache.bags.row(b);
-            let count = ids.iter().filter(|&&id| id != 0).count();
+            let span = cache.bags.offsets[b]..cache.bags.offsets[b + 1];
+            let count = all_ids[span.clone()].iter().filter(|&&id| id != 0).count();
             if count == 0 {
                 continue;
             }
             let scale = 1.0 / count as f32;
-            for &id in ids.iter().filter(|&&id| id != 0) {
-                grads.add_row_scaled(id, dy_row, scale);
+            for position in span {
+                // Two stages: the slot entry of the token 2·ROWS_AHEAD on, then (its entry now
+                // cached) the gradient row of the token ROWS_AHEAD on.
+                if let Some(&ahead) = all_ids.get(position + 2 * ROWS_AHEAD) {
+                    grads.prefetch_slot(ahead);
+                }
+                if let Some(&ahead) = all_ids.get(position + ROWS_AHEAD) {
+                    grads.prefetch_values(ahead);
+                }
+                let id = all_ids[position];
+                if id != 0 {
+                    grads.add_row_scaled(id, dy_row, scale);
+                }
             }
         }
     }

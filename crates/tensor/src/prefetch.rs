@@ -11,12 +11,12 @@ pub const ROWS_AHEAD: usize = 8;
 
 /// Hints that the cache lines of `row` will be read soon (a no-op off x86-64).
 #[inline(always)]
-pub fn prefetch(row: &[f32]) {
+pub fn prefetch<T>(row: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        const LINE_FLOATS: usize = 16;
-        for line in row.chunks(LINE_FLOATS) {
+        const LINE_BYTES: usize = 64;
+        for line in row.chunks((LINE_BYTES / size_of::<T>().max(1)).max(1)) {
             // SAFETY: `line` is a live slice, so its pointer is valid; a prefetch never faults
             // and has no effect the program can observe.
             #[allow(unsafe_code)]

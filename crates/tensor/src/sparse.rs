@@ -5,6 +5,10 @@
 
 use ndarray::{Array2, ArrayView1};
 
+use crate::prefetch::prefetch;
+#[cfg(doc)]
+use crate::prefetch::ROWS_AHEAD;
+
 const ABSENT: u32 = u32::MAX;
 
 /// Gradients for a subset of the rows of an `(n_rows, dim)` table.
@@ -96,13 +100,30 @@ impl RowSparseGrad {
         dense
     }
 
+    /// Hints that `row` will be added to soon: the cache line of its slot entry (call this
+    /// [`ROWS_AHEAD`] iterations before [`Self::prefetch_values`]).
+    #[inline]
+    pub fn prefetch_slot(&self, row: u32) {
+        if let Some(slot) = self.slot_of_row.get(row as usize) {
+            prefetch(std::slice::from_ref(slot));
+        }
+    }
+
+    /// Hints that `row` will be added to soon: its summed gradient, when it has one already.
+    #[inline]
+    pub fn prefetch_values(&self, row: u32) {
+        if let Some(&slot) = self.slot_of_row.get(row as usize) {
+            if slot != ABSENT {
+                prefetch(&self.values[slot as usize * self.dim..][..self.dim]);
+            }
+        }
+    }
+
     #[track_caller]
+    #[inline]
     fn slot_mut(&mut self, row: u32) -> usize {
         let n_rows = self.slot_of_row.len();
-        let slot = self
-            .slot_of_row
-            .get_mut(row as usize)
-            .unwrap_or_else(|| panic!("RowSparseGrad: row {row} outside table of {n_rows} rows"));
+        let Some(slot) = self.slot_of_row.get_mut(row as usize) else { outside_table(row, n_rows) };
         if *slot == ABSENT {
             *slot = self.rows.len() as u32;
             self.rows.push(row);
@@ -110,6 +131,12 @@ impl RowSparseGrad {
         }
         *slot as usize
     }
+}
+
+#[cold]
+#[track_caller]
+fn outside_table(row: u32, n_rows: usize) -> ! {
+    panic!("RowSparseGrad: row {row} outside table of {n_rows} rows")
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use tensor::prefetch::{prefetch, ROWS_AHEAD};
 use tensor::Bags;
 use towers::InputColumn;
 
@@ -62,7 +63,7 @@ impl ColumnBuffer {
     }
 
     /// Gathers `input` for `examples` into this buffer.
-    fn gather(&mut self, input: &EncodedInput, examples: impl Iterator<Item = usize>) {
+    fn gather(&mut self, input: &EncodedInput, examples: impl Iterator<Item = usize> + Clone) {
         match (self, input) {
             (Self::Ids(out), EncodedInput::Gathered { column: EncodedColumn::Ids(ids), of_example }) => {
                 out.clear();
@@ -80,7 +81,19 @@ impl ColumnBuffer {
             }
             (Self::Bags(out), EncodedInput::History { items, starts, ends }) => {
                 out.clear();
+                // Each example's span is read at random from arrays of every interaction: ask
+                // for the span 2·ROWS_AHEAD examples on, then for the items of the one
+                // ROWS_AHEAD on (its span now cached), so that the misses overlap.
+                let mut far = examples.clone().skip(2 * ROWS_AHEAD);
+                let mut near = examples.clone().skip(ROWS_AHEAD);
                 for e in examples {
+                    if let Some(far) = far.next() {
+                        prefetch(&starts[far..=far]);
+                        prefetch(&ends[far..=far]);
+                    }
+                    if let Some(near) = near.next() {
+                        prefetch(&items[starts[near] as usize..ends[near] as usize]);
+                    }
                     out.push(&items[starts[e] as usize..ends[e] as usize]);
                 }
             }
