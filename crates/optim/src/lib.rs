@@ -26,8 +26,8 @@
 
 use ndarray::{Array, Array2, Dimension, Zip};
 use serde::{Deserialize, Serialize};
-use tensor::RowSparseGrad;
 use tensor::prefetch::{prefetch, ROWS_AHEAD};
+use tensor::RowSparseGrad;
 
 /// Adagrad's hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
