@@ -128,6 +128,56 @@ fn dense_layers(c: &mut Criterion) {
     group.finish();
 }
 
+/// The row-scattered work of a 25M step, one thread, on tables of ML-25M's sizes with uniform
+/// random ids (the worst case for the caches): a history bag of 20 items for each of 2048
+/// queries from a 62 423-row item table, forward and backward, and Adagrad on 20 000 rows of
+/// a 162 541-row user table (the table and its accumulators, 42 MB, outgrow a 32 MB L3).
+fn scattered_rows(c: &mut Criterion) {
+    use optim::{Adagrad, AdagradConfig, AdagradState};
+    use rand::Rng;
+    use tensor::{Bags, RowSparseGrad, TokenBag, TokenBagCache};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(40);
+    let mut group = c.benchmark_group("scattered_rows");
+    let items = TokenBag::new(62_423, 32, &mut rng);
+    let mut bags = Bags::default();
+    for _ in 0..2048 {
+        let history: Vec<u32> = (0..20).map(|_| rng.random_range(1..62_423)).collect();
+        bags.push(&history);
+    }
+    let (mut cache, mut pooled) = (TokenBagCache::default(), Array2::<f32>::zeros((2048, 32)));
+    group.throughput(Throughput::Elements(2048 * 20));
+    group.bench_function("history_bag_forward_2048x20_of_62k", |bench| {
+        bench.iter(|| black_box(items.forward(&bags, &mut cache, pooled.view_mut())))
+    });
+    let dy = random_matrix((2048, 32), 41);
+    let mut grad = RowSparseGrad::new(62_423, 32);
+    items.forward(&bags, &mut cache, pooled.view_mut());
+    group.bench_function("history_bag_backward_2048x20_of_62k", |bench| {
+        bench.iter(|| {
+            grad.zero();
+            items.backward(&cache, dy.view(), &mut grad);
+            black_box(grad.rows().len())
+        })
+    });
+    let adagrad = Adagrad::new(AdagradConfig { learning_rate: 0.05, ..AdagradConfig::default() });
+    let mut users = random_matrix((162_541, 32), 42);
+    let mut state = AdagradState::new(&users, &adagrad);
+    let mut user_grad = RowSparseGrad::new(162_541, 32);
+    let row_grad = random_matrix((1, 32), 43) * 1e-3;
+    let mut touched = std::collections::HashSet::new();
+    while touched.len() < 20_000 {
+        let row = rng.random_range(0..162_541u32);
+        if touched.insert(row) {
+            user_grad.add_row(row, row_grad.row(0));
+        }
+    }
+    group.throughput(Throughput::Elements(20_000));
+    group.bench_function("adagrad_20000_rows_of_162k", |bench| {
+        bench.iter(|| adagrad.step_rows(&mut users, &user_grad, &mut state))
+    });
+    group.finish();
+}
+
 /// The loss alone on a batch of 2048 at d = 32 with the logQ correction: the fused kernel
 /// against the three GEMMs. One element is one FLOP of the three score products.
 fn loss(c: &mut Criterion) {
@@ -181,5 +231,5 @@ fn evaluation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gemm, softmax, block_products, dense_layers, loss, train_step, evaluation);
+criterion_group!(benches, gemm, softmax, block_products, dense_layers, scattered_rows, loss, train_step, evaluation);
 criterion_main!(benches);
