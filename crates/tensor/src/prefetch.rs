@@ -28,3 +28,21 @@ pub fn prefetch<T>(row: &[T]) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = row;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_row_can_be_asked_for() {
+        // Empty rows, rows of one line and of several, unaligned starts, and a zero-sized type
+        // (whose chunk length must not become 0, which would panic).
+        let values: Vec<f32> = (0..100).map(|i| i as f32).collect();
+        for range in [0..0, 0..1, 3..35, 0..100] {
+            prefetch(&values[range]);
+        }
+        prefetch(&[(); 7]);
+        prefetch(&[0u8; 200]);
+        assert_eq!(values[99], 99.0);
+    }
+}

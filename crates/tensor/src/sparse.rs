@@ -158,6 +158,13 @@ mod tests {
         assert_eq!(grad.rows(), [1, 3]);
         assert_eq!(grad.row_grad(0), [4.0, 6.0]);
         assert_eq!(grad.to_dense(), dense);
+        // Prefetch hints for touched, untouched and out-of-table rows change nothing.
+        for row in [1, 3, 4, 5, 1_000] {
+            grad.prefetch_slot(row);
+            grad.prefetch_values(row);
+        }
+        assert_eq!(grad.rows(), [1, 3]);
+        assert_eq!(grad.to_dense(), dense);
         grad.zero();
         assert!(grad.rows().is_empty());
         assert_eq!(grad.to_dense(), Array2::zeros((5, 2)));
