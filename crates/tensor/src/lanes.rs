@@ -74,12 +74,17 @@ pub fn lane_gemm_row_bias(
     out: &mut ArrayViewMut2<'_, f32>,
 ) {
     assert_eq!(bias.len(), a.nrows(), "lane_gemm_row_bias: {} biases for {} rows", bias.len(), a.nrows());
-    checked_gemm(a, b, Epilogue::RowBias(bias.as_ptr()), out);
+    checked_gemm(a, b, Epilogue::RowBias(bias), out);
 }
 
 /// Checks the operands of [`lane_gemm`] and runs the kernel this CPU has.
 #[track_caller]
-fn checked_gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, epilogue: Epilogue, out: &mut ArrayViewMut2<'_, f32>) {
+fn checked_gemm(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    epilogue: Epilogue<'_>,
+    out: &mut ArrayViewMut2<'_, f32>,
+) {
     let (m, k) = a.dim();
     let w = b.ncols();
     assert_eq!(b.nrows(), k, "lane_gemm: A {:?} · B {:?}", a.dim(), b.dim());
@@ -97,10 +102,8 @@ fn checked_gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, epilogue: Epilog
             Epilogue::Overwrite => out.fill(0.0),
             Epilogue::Accumulate => {}
             Epilogue::RowBias(bias) => {
-                for (i, mut row) in out.rows_mut().into_iter().enumerate() {
-                    // SAFETY: `bias` points at the `m` values checked by `lane_gemm_row_bias`.
-                    #[allow(unsafe_code)]
-                    row.fill(0.0 + unsafe { *bias.add(i) });
+                for (mut row, &value) in out.rows_mut().into_iter().zip(bias) {
+                    row.fill(0.0 + value);
                 }
             }
         }
@@ -204,7 +207,7 @@ fn avx2_fma() -> bool {
 }
 
 /// Raw views of the three operands, checked by [`lane_gemm`].
-struct Operands {
+struct Operands<'a> {
     a: *const f32,
     a_row: usize,
     a_k: usize,
@@ -215,23 +218,23 @@ struct Operands {
     m: usize,
     k: usize,
     w: usize,
-    epilogue: Epilogue,
+    epilogue: Epilogue<'a>,
 }
 
 /// What a tile does with its sums when it stores them.
 #[derive(Clone, Copy)]
-enum Epilogue {
+enum Epilogue<'a> {
     /// `out = sums`.
     Overwrite,
     /// `out = sums + out`.
     Accumulate,
-    /// `out = sums + bias[row]`, `bias` pointing at `m` values.
-    RowBias(*const f32),
+    /// `out = sums + bias[row]`, `bias` holding `m` values.
+    RowBias(&'a [f32]),
 }
 
 /// The same tiles in portable Rust (any CPU), by index arithmetic on slices rebuilt from the
 /// checked views.
-fn portable(op: &Operands) {
+fn portable(op: &Operands<'_>) {
     for row0 in (0..op.m).step_by(MR) {
         let rows = MR.min(op.m - row0);
         for col0 in (0..op.w).step_by(LANES) {
@@ -262,17 +265,11 @@ fn portable(op: &Operands) {
                 // SAFETY: row0 + r < m and col0 + LANES ≤ w: in bounds of `out`.
                 #[allow(unsafe_code)]
                 let out_row = unsafe { std::slice::from_raw_parts_mut(op.out.add((row0 + r) * op.ldo + col0), LANES) };
-                // SAFETY: row0 + r < m, within the `m` bias values.
-                #[allow(unsafe_code)]
-                let bias = match op.epilogue {
-                    Epilogue::RowBias(bias) => Some(unsafe { *bias.add(row0 + r) }),
-                    Epilogue::Overwrite | Epilogue::Accumulate => None,
-                };
                 for (o, &v) in out_row.iter_mut().zip(acc_row) {
-                    *o = match (op.epilogue, bias) {
-                        (Epilogue::Accumulate, _) => *o + v,
-                        (_, Some(bias)) => v + bias,
-                        _ => v,
+                    *o = match op.epilogue {
+                        Epilogue::Overwrite => v,
+                        Epilogue::Accumulate => *o + v,
+                        Epilogue::RowBias(bias) => v + bias[row0 + r],
                     };
                 }
             }
@@ -297,7 +294,7 @@ mod avx2 {
     /// # Safety
     /// The CPU supports AVX2 and FMA, and `op` describes in-bounds views (see `lane_gemm`).
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn lane_gemm(op: &Operands) {
+    pub(super) unsafe fn lane_gemm(op: &Operands<'_>) {
         let full = op.m / MR * MR;
         for row0 in (0..full).step_by(MR) {
             // SAFETY: forwarded from the caller.
@@ -318,7 +315,7 @@ mod avx2 {
 
     /// The tiles of rows `row0..row0 + R`, left to right.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn row_tiles<const R: usize>(op: &Operands, row0: usize) {
+    unsafe fn row_tiles<const R: usize>(op: &Operands<'_>, row0: usize) {
         for col0 in (0..op.w).step_by(LANES) {
             // SAFETY: forwarded from the caller; row0 + R ≤ m and col0 + 16 ≤ w.
             unsafe { tile::<R>(op, row0, col0) };
@@ -328,7 +325,7 @@ mod avx2 {
     /// One `R × 16` tile: `k` steps of `R` broadcasts, two loads and `2R` fused multiply-adds.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn tile<const R: usize>(op: &Operands, row0: usize, col0: usize) {
+    unsafe fn tile<const R: usize>(op: &Operands<'_>, row0: usize, col0: usize) {
         // SAFETY (whole body): the caller guarantees row0 + R ≤ m, col0 + 16 ≤ w, and that the
         // operands' strides address in-bounds elements for every row < m, kk < k, col < w.
         unsafe {
@@ -368,7 +365,7 @@ mod avx2 {
                         high = _mm256_add_ps(high, _mm256_loadu_ps(out.add(8)));
                     }
                     Epilogue::RowBias(bias) => {
-                        let bias = _mm256_set1_ps(*bias.add(row0 + r));
+                        let bias = _mm256_set1_ps(bias[row0 + r]);
                         low = _mm256_add_ps(low, bias);
                         high = _mm256_add_ps(high, bias);
                     }
@@ -405,7 +402,7 @@ mod avx512 {
     /// # Safety
     /// The CPU supports AVX-512F, `op.w % 16 == 0`, and `op` describes in-bounds views.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn lane_gemm(op: &Operands) {
+    pub(super) unsafe fn lane_gemm(op: &Operands<'_>) {
         // SAFETY (whole body): forwarded from the caller; each block ends at or before `w`.
         unsafe {
             let mut col0 = 0;
@@ -428,7 +425,7 @@ mod avx512 {
     /// tile, each left to right (the row-major `B` is then streamed in order): full `MR`-row
     /// tiles, then the remaining rows in tiles of 16, 8, 4, 2 and 1.
     #[target_feature(enable = "avx512f")]
-    unsafe fn block<const MR: usize, const C: usize>(op: &Operands, cols_start: usize, cols_end: usize) {
+    unsafe fn block<const MR: usize, const C: usize>(op: &Operands<'_>, cols_start: usize, cols_end: usize) {
         let mut row0 = 0;
         // SAFETY (whole body): forwarded from the caller; every tile ends at or before `m`
         // and `cols_end ≤ w`.
@@ -462,7 +459,7 @@ mod avx512 {
     /// The `R`-row tiles of rows `row0..row0 + R`, left to right over `cols_start..cols_end`.
     #[target_feature(enable = "avx512f")]
     unsafe fn row_of_tiles<const R: usize, const C: usize>(
-        op: &Operands,
+        op: &Operands<'_>,
         row0: usize,
         cols_start: usize,
         cols_end: usize,
@@ -476,7 +473,7 @@ mod avx512 {
     /// One `R × 16·C` tile, summed over `k` in chunks of `K_CHUNK` as the AVX2 tile.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn tile<const R: usize, const C: usize>(op: &Operands, row0: usize, col0: usize) {
+    unsafe fn tile<const R: usize, const C: usize>(op: &Operands<'_>, row0: usize, col0: usize) {
         // SAFETY (whole body): row0 + R ≤ m, col0 + 16·C ≤ w, and the operands' strides
         // address in-bounds elements for every row < m, kk < k, col < w.
         unsafe {
@@ -495,16 +492,12 @@ mod avx512 {
             }
             for (r, acc) in acc.iter().enumerate() {
                 let out = op.out.add((row0 + r) * op.ldo + col0);
-                let bias = match op.epilogue {
-                    Epilogue::RowBias(bias) => Some(_mm512_set1_ps(*bias.add(row0 + r))),
-                    Epilogue::Overwrite | Epilogue::Accumulate => None,
-                };
                 for (c, &value) in acc.iter().enumerate() {
                     let at = out.add(LANES * c);
-                    let value = match (op.epilogue, bias) {
-                        (Epilogue::Accumulate, _) => _mm512_add_ps(value, _mm512_loadu_ps(at)),
-                        (_, Some(bias)) => _mm512_add_ps(value, bias),
-                        _ => value,
+                    let value = match op.epilogue {
+                        Epilogue::Overwrite => value,
+                        Epilogue::Accumulate => _mm512_add_ps(value, _mm512_loadu_ps(at)),
+                        Epilogue::RowBias(bias) => _mm512_add_ps(value, _mm512_set1_ps(bias[row0 + r])),
                     };
                     _mm512_storeu_ps(at, value);
                 }
@@ -519,7 +512,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn chunk_sums<const R: usize, const C: usize>(
-        op: &Operands,
+        op: &Operands<'_>,
         a: &mut *const f32,
         b: &mut *const f32,
         steps: usize,
@@ -648,7 +641,7 @@ mod tests {
     }
 
     /// Runs one kernel (`"portable"`, `"avx2"` or `"avx512"`) on `a · b` into `out`.
-    fn run_kernel(kernel: &str, a: &Array2<f32>, b: &Array2<f32>, epilogue: Epilogue, out: &mut Array2<f32>) {
+    fn run_kernel(kernel: &str, a: &Array2<f32>, b: &Array2<f32>, epilogue: Epilogue<'_>, out: &mut Array2<f32>) {
         let ((m, k), w) = (a.dim(), b.ncols());
         let op = Operands {
             a: a.as_ptr(),
@@ -712,7 +705,7 @@ mod tests {
                 let mut product = Array2::zeros((m, w));
                 run_kernel(kernel, &a, &b, Epilogue::Overwrite, &mut product);
                 let mut ours = Array2::from_elem((m, w), f32::NAN);
-                run_kernel(kernel, &a, &b, Epilogue::RowBias(bias.as_ptr()), &mut ours);
+                run_kernel(kernel, &a, &b, Epilogue::RowBias(&bias), &mut ours);
                 assert_eq!(bits(&ours), bits(&then_bias(product)), "{kernel} {m}x{k}x{w}");
             }
         }

@@ -6,8 +6,6 @@
 use ndarray::{Array2, ArrayView1};
 
 use crate::prefetch::prefetch;
-#[cfg(doc)]
-use crate::prefetch::ROWS_AHEAD;
 
 const ABSENT: u32 = u32::MAX;
 
@@ -101,7 +99,7 @@ impl RowSparseGrad {
     }
 
     /// Hints that `row` will be added to soon: the cache line of its slot entry (call this
-    /// [`ROWS_AHEAD`] iterations before [`Self::prefetch_values`]).
+    /// [`ROWS_AHEAD`](crate::prefetch::ROWS_AHEAD) iterations before [`Self::prefetch_values`]).
     #[inline]
     pub fn prefetch_slot(&self, row: u32) {
         if let Some(slot) = self.slot_of_row.get(row as usize) {
