@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::init::glorot_uniform;
 use crate::lanes::{product, LANES};
+use crate::prefetch::prefetch;
 use crate::Buffer;
 
 /// The activation after the affine map.
@@ -153,6 +154,12 @@ impl Dense {
             cache.dz_sums.iter_mut().zip(&*dz_row).for_each(|(sum, &d)| *sum += d);
         }
         let dz = cache.dz.view();
+        // The input was stored by the forward pass, and the loss between the two passes pushed
+        // it out of L2. `xᵀ·dz` reads it a few values per row, one row after another, which
+        // waits on every line; asking for it in order first brings it back at streaming speed
+        // (query tower of the deep [64, 32] model on Zen 5, layer 65 → 64: `dW` 260–320 µs
+        // cold, 145–220 µs after the hint).
+        prefetch(cache.input.as_slice());
         product(cache.input.view().t(), dz, 1.0, &mut grads.dw.view_mut());
         for (db, &sum) in grads.db.iter_mut().zip(&cache.dz_sums) {
             *db += sum;
