@@ -56,6 +56,8 @@ pub struct DenseCache {
     w_t: Buffer,
     /// Column sums of `dz`, `(out_dim)`.
     dz_sums: Vec<f32>,
+    /// Input columns the last backward pass computed `dx` for.
+    dx_columns: usize,
 }
 
 /// Gradients of a [`Dense`], shaped like its parameters.
@@ -132,6 +134,26 @@ impl Dense {
         dy: ArrayView2<'_, f32>,
         grads: &mut DenseGrads,
     ) -> ArrayView2<'c, f32> {
+        self.backward_partial(cache, dy, grads, self.in_dim())
+    }
+
+    /// [`Self::backward`] with `dx` for the first `dx_columns` input columns only: a tower
+    /// whose last inputs have no parameters (a numeric feature) needs no gradient for them, and
+    /// `dx_columns = 0` skips the product. `dW` and `db` are the full ones.
+    ///
+    /// # Shapes
+    /// `dy: (batch, out_dim)` → `dx: (batch, dx_columns)`, a view into `cache`.
+    ///
+    /// # Panics
+    /// If `dy`'s shape differs from the forward output's, or `dx_columns > in_dim`.
+    #[track_caller]
+    pub fn backward_partial<'c>(
+        &self,
+        cache: &'c mut DenseCache,
+        dy: ArrayView2<'_, f32>,
+        grads: &mut DenseGrads,
+        dx_columns: usize,
+    ) -> ArrayView2<'c, f32> {
         assert_eq!(
             dy.dim(),
             cache.output.dim(),
@@ -139,6 +161,7 @@ impl Dense {
             dy.dim(),
             cache.output.dim()
         );
+        assert!(dx_columns <= self.in_dim(), "Dense::backward: dx for {dx_columns} of {} columns", self.in_dim());
         let (batch, out_dim) = dy.dim();
         cache.dz.reshape(batch, out_dim);
         cache.dz.view_mut().assign(&dy);
@@ -164,11 +187,16 @@ impl Dense {
         for (db, &sum) in grads.db.iter_mut().zip(&cache.dz_sums) {
             *db += sum;
         }
-        let padded_in = self.in_dim().div_ceil(LANES) * LANES;
-        cache.w_t.reshape_zeroed(self.out_dim(), padded_in);
-        cache.w_t.view_mut().slice_mut(s![.., ..self.in_dim()]).assign(&self.w.t());
-        cache.dx.reshape(batch, padded_in);
-        product(dz, cache.w_t.view(), 0.0, &mut cache.dx.view_mut());
+        // `dx = dz·Wᵀ` for the leading columns: the first `dx_columns` rows of `W`, transposed
+        // and padded with zero columns to whole lanes.
+        let padded = dx_columns.div_ceil(LANES) * LANES;
+        cache.dx_columns = dx_columns;
+        cache.dx.reshape(batch, padded);
+        if dx_columns > 0 {
+            cache.w_t.reshape_zeroed(self.out_dim(), padded);
+            cache.w_t.view_mut().slice_mut(s![.., ..dx_columns]).assign(&self.w.slice(s![..dx_columns, ..]).t());
+            product(dz, cache.w_t.view(), 0.0, &mut cache.dx.view_mut());
+        }
         cache.input_grad()
     }
 }
@@ -179,9 +207,10 @@ impl DenseCache {
         self.output.view()
     }
 
-    /// The input gradient of the last backward pass, `(batch, in_dim)`.
+    /// The input gradient of the last backward pass, `(batch, dx_columns)` (`in_dim` columns
+    /// after [`Dense::backward`]).
     pub fn input_grad(&self) -> ArrayView2<'_, f32> {
-        self.dx.view().slice_move(s![.., ..self.input.dim().1])
+        self.dx.view().slice_move(s![.., ..self.dx_columns])
     }
 }
 
@@ -296,6 +325,31 @@ mod tests {
             1e-6,
             1e-6,
         );
+    }
+
+    #[test]
+    fn partial_input_gradient_is_the_leading_columns_of_the_full_one() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let layer = Dense::new(37, 16, Activation::Relu, &mut rng);
+        let x = uniform((9, 37), 1.0, &mut rng);
+        let dy = projection((9, 16), &mut rng);
+        let mut cache = DenseCache::default();
+        layer.forward(x.view(), &mut cache);
+        let mut full_grads = DenseGrads::zeros_like(&layer);
+        let full = layer.backward(&mut cache, dy.view(), &mut full_grads).to_owned();
+        for columns in [0, 1, 16, 20, 37] {
+            let mut grads = DenseGrads::zeros_like(&layer);
+            let dx = layer.backward_partial(&mut cache, dy.view(), &mut grads, columns).to_owned();
+            assert_eq!(dx.dim(), (9, columns));
+            let bits = |v: ndarray::ArrayView2<'_, f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(dx.view()), bits(full.slice(s![.., ..columns])), "{columns} columns");
+            assert_eq!(grads, full_grads, "dW and db do not depend on the columns of dx");
+        }
+        let mut grads = DenseGrads::zeros_like(&layer);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            layer.backward_partial(&mut cache, dy.view(), &mut grads, 38);
+        }));
+        assert!(caught.is_err(), "more columns than the input has");
     }
 
     #[test]

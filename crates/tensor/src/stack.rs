@@ -78,11 +78,33 @@ impl DenseStack {
         dy: ArrayView2<'_, f32>,
         grads: &mut DenseStackGrads,
     ) -> ArrayView2<'c, f32> {
+        self.backward_partial(cache, dy, grads, self.in_dim())
+    }
+
+    /// [`Self::backward`] with the input gradient for the first `dx_columns` input columns only
+    /// (see [`Dense::backward_partial`]).
+    ///
+    /// # Shapes
+    /// `dy: (batch, out_dim)` → `(batch, dx_columns)`, a view into `cache`.
+    pub fn backward_partial<'c>(
+        &self,
+        cache: &'c mut DenseStackCache,
+        dy: ArrayView2<'_, f32>,
+        grads: &mut DenseStackGrads,
+        dx_columns: usize,
+    ) -> ArrayView2<'c, f32> {
         let n = self.layers.len();
-        self.layers[n - 1].backward(&mut cache.layers[n - 1], dy, &mut grads.layers[n - 1]);
+        let first_dx = |i: usize, layer: &Dense| if i == 0 { dx_columns } else { layer.in_dim() };
+        self.layers[n - 1].backward_partial(
+            &mut cache.layers[n - 1],
+            dy,
+            &mut grads.layers[n - 1],
+            first_dx(n - 1, &self.layers[n - 1]),
+        );
         for i in (0..n - 1).rev() {
             let (todo, done) = cache.layers.split_at_mut(i + 1);
-            self.layers[i].backward(&mut todo[i], done[0].input_grad(), &mut grads.layers[i]);
+            let dx = first_dx(i, &self.layers[i]);
+            self.layers[i].backward_partial(&mut todo[i], done[0].input_grad(), &mut grads.layers[i], dx);
         }
         cache.layers[0].input_grad()
     }

@@ -44,15 +44,17 @@ impl Head {
         }
     }
 
-    /// Back through the stack (or `dy` unchanged).
+    /// Back through the stack (or `dy` unchanged), with the input gradient for at least the
+    /// first `dx_columns` input columns (exactly those through a stack).
     pub fn backward<'a>(
         &self,
         cache: &'a mut HeadCache,
         dy: ArrayView2<'a, f32>,
         grads: &mut HeadGrads,
+        dx_columns: usize,
     ) -> ArrayView2<'a, f32> {
         match (&self.stack, &mut grads.stack) {
-            (Some(stack), Some(stack_grads)) => stack.backward(&mut cache.stack, dy, stack_grads),
+            (Some(stack), Some(stack_grads)) => stack.backward_partial(&mut cache.stack, dy, stack_grads, dx_columns),
             _ => dy,
         }
     }

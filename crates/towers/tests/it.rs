@@ -49,12 +49,19 @@ fn gradcheck(config: TowerConfig, seed: u64) {
     for bag in [&[2u32, 3, 0][..], &[1, 5], &[3, 3, 4], &[5], &[0, 0]] {
         bags.push(bag);
     }
-    let batch = [
-        InputColumn::Ids(&[1, 3, 1, 0, 2]),
-        InputColumn::Bags(&bags),
-        InputColumn::Values(&[0.3, -1.2, 0.8, 0.1, 2.0]),
-        InputColumn::Ids(&[2, 0, 2, 1, 1]),
-    ];
+    // One column per input, in the config's order, by name.
+    let batch: Vec<InputColumn<'_>> = tower
+        .inputs
+        .iter()
+        .map(|input| match input.name.as_str() {
+            "id" => InputColumn::Ids(&[1, 3, 1, 0, 2]),
+            "tokens" => InputColumn::Bags(&bags),
+            "x" => InputColumn::Values(&[0.3, -1.2, 0.8, 0.1, 2.0]),
+            "y" => InputColumn::Values(&[-0.7, 0.4, 1.5, -0.2, 0.9]),
+            "bucket" => InputColumn::Ids(&[2, 0, 2, 1, 1]),
+            other => panic!("no test column for input {other:?}"),
+        })
+        .collect();
     let r = projection((5, tower.out_dim()), &mut ChaCha8Rng::seed_from_u64(seed + 1));
     let loss = |t: &Tower| dot(t.forward(&batch, &mut TowerCache::default()), &r);
     let mut cache = TowerCache::default();
@@ -95,6 +102,19 @@ fn gradcheck(config: TowerConfig, seed: u64) {
 #[test]
 fn every_input_kind_gradchecks_with_a_deep_head() {
     gradcheck(every_kind(vec![4, 2], false), 41);
+}
+
+#[test]
+fn trailing_numeric_inputs_gradcheck() {
+    // The head's input gradient then stops at the last table's columns (a numeric feature
+    // needs none): the tables' gradients must not change. Also a tower of numeric inputs only,
+    // whose head computes no input gradient at all.
+    let mut config = every_kind(vec![4, 2], false);
+    let numeric = config.inputs.remove(2);
+    config.inputs.push(numeric.clone());
+    config.inputs.push(InputShape { name: "y".into(), ..numeric.clone() });
+    gradcheck(config, 49);
+    gradcheck(TowerConfig { inputs: vec![numeric], layer_sizes: vec![3], l2_normalize: false }, 51);
 }
 
 #[test]
