@@ -8,6 +8,8 @@
 //!   best of three measurements spread over the run;
 //! * `gemm_fraction_of_peak`: the epoch's GEMM FLOPs (score products and dense layers) /
 //!   (epoch seconds × `peak_gflops`);
+//! * `gemm_fraction_of_adjacent_peak`: the same for each timed epoch against a GEMM peak
+//!   measured right after it, the median over the epochs (robust to the VM's drift);
 //! * `fma_peak_gflops`: FMAs on registers on every core at once (`tensor::fma_peak`), the limit
 //!   no kernel passes, and `fraction_of_fma_peak` against it: the GEMM peak is only OpenBLAS's
 //!   kernel for the CPU it recognises (`blas_core`), AVX2 on Zen 5 in 0.3.21;
@@ -75,7 +77,8 @@ impl BenchArgs {
         let gemm_profile = gemm_trainer.take_step_profile();
         let mut trainer = Trainer::new(config, shapes);
         eprintln!("bench: training deep [64, 32] for {} epochs (1 warm-up), fused score kernel", epochs + 1);
-        let history = trainer.fit(&encoded, &split, &mut ())?;
+        let mut beside = PeakBesideEpochs::default();
+        let history = trainer.fit(&encoded, &split, &mut beside)?;
         let fused_profile = trainer.take_step_profile();
         let timed =
             |history: &[train::EpochRecord]| -> Vec<f64> { history.iter().skip(1).map(|r| r.train_seconds).collect() };
@@ -106,6 +109,7 @@ impl BenchArgs {
         let score_gflop = epoch_score_gflop(split.train.len(), trainer.config().batch_size, 32);
         let tower_gflop = epoch_tower_gflop(&trainer.model, split.train.len(), split.train.len());
         let epoch_gflop = score_gflop + tower_gflop;
+        let paired = beside.paired_fractions(epoch_gflop);
         let large_catalogue_eval_seconds = large_catalogue(100_000, 20_000);
         let parse = if self.parse_rows > 0 { Some(parse_speed(self.parse_rows)?) } else { None };
 
@@ -126,6 +130,9 @@ impl BenchArgs {
             "fraction_of_fma_peak": fma_peak.map(|fma| epoch_gflop / (train_epoch_seconds * fma)),
             "fraction_of_fma_peak_note": "the same FLOPs over (epoch seconds × fma_peak_gflops): against what the vector units can issue, whichever GEMM kernel OpenBLAS picked",
             "score_kernel": "fused (tensor::lanes, logits kept in cache per block of 48 queries)",
+            "gemm_fraction_of_adjacent_peak": median(&paired),
+            "gemm_fraction_of_adjacent_peak_per_epoch": paired,
+            "gemm_fraction_of_adjacent_peak_note": "each timed epoch's GEMM FLOPs over (its seconds × a 1024^3 GEMM peak, best of 3, measured right after it), the median over the timed epochs: on a VM whose speed drifts within a run, a ratio of two measurements a second apart; gemm_fraction_of_peak sets the best epoch against the best peak of the run instead, which a slow spell during the epochs lowers",
             "step_profile_ms": step_profile_json(&fused_profile),
             "gemm_kernel": {
                 "train_epoch_seconds": gemm_epoch_seconds,
@@ -160,6 +167,39 @@ impl BenchArgs {
         });
         write_report(&report, &self.out)
     }
+}
+
+/// Measures the GEMM peak after every epoch, so that each epoch's time can be set against a peak
+/// taken within a second of it: this VM's speed drifts by up to a quarter between runs a minute
+/// apart, and within a run as well.
+#[derive(Debug, Default)]
+struct PeakBesideEpochs {
+    /// `(epoch seconds, GFLOP/s of the GEMM measured right after it)`, warm-up epoch first.
+    epochs: Vec<(f64, f64)>,
+}
+
+impl train::Observer for PeakBesideEpochs {
+    fn on_epoch(&mut self, record: &train::EpochRecord) {
+        self.epochs.push((record.train_seconds, gemm_gflops_square(1024, 3)));
+        // OpenBLAS's threads spin for a while after a call: let them go idle before the next
+        // epoch starts its clock.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+impl PeakBesideEpochs {
+    /// `epoch_gflop / (seconds × peak)` of every timed epoch (the warm-up left out).
+    fn paired_fractions(&self, epoch_gflop: f64) -> Vec<f64> {
+        self.epochs.iter().skip(1).map(|&(seconds, peak)| epoch_gflop / (seconds * peak)).collect()
+    }
+}
+
+/// The median (the mean of the middle two for an even count); `None` when empty.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    (n > 0).then(|| if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) })
 }
 
 /// Writes a benchmark report atomically and prints it.
@@ -316,4 +356,18 @@ fn parse_speed(n_rows: usize) -> anyhow::Result<serde_json::Value> {
         "bytes_per_interaction_with_keys": interactions.bytes_per_interaction() as f64 + key_bytes as f64 / interactions.len() as f64,
         "note": "movielens::load of a seeded ML-25M-shaped ratings.csv + movies.csv (movielens::synthetic): ratings parsed in ~16 MB chunks on every core",
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paired_fractions_leave_out_the_warm_up_and_take_the_median() {
+        let beside = PeakBesideEpochs { epochs: vec![(9.0, 1.0), (2.0, 10.0), (1.0, 10.0), (4.0, 5.0)] };
+        assert_eq!(beside.paired_fractions(20.0), [1.0, 2.0, 1.0]);
+        assert_eq!(median(&beside.paired_fractions(20.0)), Some(1.0));
+        assert_eq!(median(&[3.0, 1.0]), Some(2.0));
+        assert_eq!(median(&[]), None);
+    }
 }
