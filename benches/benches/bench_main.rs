@@ -121,9 +121,19 @@ fn dense_layers(c: &mut Criterion) {
             bench.iter(|| black_box(layer.forward(x.view(), &mut cache)[[0, 0]]))
         });
         group.throughput(Throughput::Elements((4 * 2048 * in_dim * out_dim) as u64));
+        // The backward pass reads the forward's cache (filled here too when a filter skips the
+        // forward benchmark).
+        layer.forward(x.view(), &mut cache);
         group.bench_function(BenchmarkId::new("backward", &name), |bench| {
             bench.iter(|| black_box(layer.backward(&mut cache, dy.view(), &mut grads)[[0, 0]]))
         });
+        if in_dim % 16 != 0 {
+            // What the query tower runs: `dx` only for the 64 columns of its two tables.
+            let columns = in_dim / 16 * 16;
+            group.bench_function(BenchmarkId::new(format!("backward_dx_{columns}_columns"), &name), |bench| {
+                bench.iter(|| black_box(layer.backward_partial(&mut cache, dy.view(), &mut grads, columns)[[0, 0]]))
+            });
+        }
     }
     group.finish();
 }
