@@ -25,9 +25,9 @@ pub(crate) const EXP_POLY: [f32; 5] = [0.499_999_94, 0.166_665_21, 0.041_668_39,
 ///
 /// `x = n·ln2 + r` with `|r| ≤ ln2/2` ([`LN2_HI`], [`LN2_LO`]), then the degree-6 polynomial
 /// [`EXP_POLY`] in Horner form, then `·2ⁿ` (exact: the product is a normal float). The relative
-/// error is below 10⁻⁷ (under one ulp of 2⁻²³) for every f32 in `[−86.9, 88]`; inputs below −86.9 give exactly 0
-/// (`exp` is below 1.8·10⁻³⁸ there), inputs above 88 are clamped (the softmax never produces
-/// positive inputs), NaN gives NaN.
+/// error is below 10⁻⁷ (under one ulp of 2⁻²³) for every f32 in `[−86.9, 88]`; inputs below
+/// −86.9 give exactly 0 (`exp` is below 1.8·10⁻³⁸ there), inputs above 88 are clamped (the
+/// softmax never produces positive inputs), NaN gives NaN.
 #[inline(always)]
 pub fn fast_exp(x: f32) -> f32 {
     // `if` rather than `min`, which would turn NaN into 88.
@@ -251,9 +251,8 @@ pub(crate) mod columns_avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(crate) unsafe fn exp_columns(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [f32]) {
         // Whole rows of the fused step's blocks (48 or 32 columns) per pass, so that each pass
-        // reads the block in order (2048 × 48 on Zen 5, one run after another: 35.5 µs, against
-        // 42.3–46.7 µs in passes of one to three registers down the columns). Else two
-        // registers, else one.
+        // reads the block in order (faster on Zen 5 than passes of one to three registers down
+        // the columns: RESULTS.md, issue 12, fourth round). Else two registers, else one.
         // SAFETY: forwarded from the caller.
         unsafe {
             if width.is_multiple_of(48) {
@@ -273,9 +272,10 @@ pub(crate) mod columns_avx2 {
     ///
     /// Three passes rather than one, each its own function: sixteen registers cannot hold six
     /// running maxima or sums beside the exponential's eleven constants and temporaries, and
-    /// one pass spilled and reloaded them on every row (2048 × 48 on Zen 5, AVX2, alternating:
-    /// 27–28 µs in three passes against 32–35 µs in one). The block stays in L2 between the
-    /// passes; every value and sum has the bits of the one-pass form.
+    /// one pass spilled and reloaded them on every row (seen with `perf annotate`; criterion's
+    /// `exp_columns_2048x48_one_thread` before and after, with the new polynomial: RESULTS.md,
+    /// issue 12, fifth round). The block stays in L2 between the passes; every value and sum
+    /// has the bits of the one-pass form.
     ///
     /// # Safety
     /// As [`exp_columns`], and `width % (8·G) == 0`.

@@ -180,8 +180,8 @@ impl Dense {
         // The input was stored by the forward pass, and the loss between the two passes pushed
         // it out of L2. `xᵀ·dz` reads it a few values per row, one row after another, which
         // waits on every line; asking for it in order first brings it back at streaming speed
-        // (query tower of the deep [64, 32] model on Zen 5, layer 65 → 64: `dW` 260–320 µs
-        // cold, 145–220 µs after the hint).
+        // (query tower of the deep [64, 32] model on Zen 5, layer 65 → 64, timed inside training:
+        // `dW` 260–320 µs cold, 145–220 µs after the hint; RESULTS.md, issue 12, fifth round).
         prefetch(cache.input.as_slice());
         product(cache.input.view().t(), dz, 1.0, &mut grads.dw.view_mut());
         for (db, &sum) in grads.db.iter_mut().zip(&cache.dz_sums) {
@@ -337,6 +337,8 @@ mod tests {
         layer.forward(x.view(), &mut cache);
         let mut full_grads = DenseGrads::zeros_like(&layer);
         let full = layer.backward(&mut cache, dy.view(), &mut full_grads).to_owned();
+        // Bit for bit: `dx` runs on `lane_gemm` (the layouts always fit), whose every element sums
+        // in the same fixed order whatever the width or tile (tested in `lanes`), not on BLAS.
         for columns in [0, 1, 16, 20, 37] {
             let mut grads = DenseGrads::zeros_like(&layer);
             let dx = layer.backward_partial(&mut cache, dy.view(), &mut grads, columns).to_owned();

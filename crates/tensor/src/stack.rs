@@ -86,6 +86,9 @@ impl DenseStack {
     ///
     /// # Shapes
     /// `dy: (batch, out_dim)` → `(batch, dx_columns)`, a view into `cache`.
+    ///
+    /// # Panics
+    /// As [`Dense::backward_partial`].
     pub fn backward_partial<'c>(
         &self,
         cache: &'c mut DenseStackCache,
@@ -94,17 +97,13 @@ impl DenseStack {
         dx_columns: usize,
     ) -> ArrayView2<'c, f32> {
         let n = self.layers.len();
-        let first_dx = |i: usize, layer: &Dense| if i == 0 { dx_columns } else { layer.in_dim() };
-        self.layers[n - 1].backward_partial(
-            &mut cache.layers[n - 1],
-            dy,
-            &mut grads.layers[n - 1],
-            first_dx(n - 1, &self.layers[n - 1]),
-        );
-        for i in (0..n - 1).rev() {
+        for i in (0..n).rev() {
+            // Layer i reads the input gradient of layer i + 1 (the last one reads `dy`); only the
+            // first layer's own input gradient may be partial.
             let (todo, done) = cache.layers.split_at_mut(i + 1);
-            let dx = first_dx(i, &self.layers[i]);
-            self.layers[i].backward_partial(&mut todo[i], done[0].input_grad(), &mut grads.layers[i], dx);
+            let upstream = if i + 1 == n { dy } else { done[0].input_grad() };
+            let dx = if i == 0 { dx_columns } else { self.layers[i].in_dim() };
+            self.layers[i].backward_partial(&mut todo[i], upstream, &mut grads.layers[i], dx);
         }
         cache.layers[0].input_grad()
     }
