@@ -297,3 +297,50 @@ fn streaming_frequency_matches_exact_counts_on_a_stationary_stream() {
     eprintln!("streaming frequency: largest relative error over the 20 most popular candidates {worst:.3}");
     assert!(worst < 0.10, "largest relative error {worst}");
 }
+
+/// The loss and both gradients keep every bit on 1, 2, 3 and 5 threads (the fused path splits
+/// the queries at a point fixed by the batch's size, whatever runs each part).
+#[test]
+fn the_fused_loss_has_the_same_bits_on_any_thread_count() {
+    let mut rng = ChaCha8Rng::seed_from_u64(24);
+    let (n_queries, n_candidates, dim) = (700, 900, 24);
+    let q = uniform((n_queries, dim), 1.0, &mut rng);
+    let c = uniform((n_candidates, dim), 1.0, &mut rng);
+    let probabilities: Vec<f32> = (0..n_candidates).map(|j| 1.0 / (2.0 + j as f32)).collect();
+    let weights: Vec<f32> = (0..n_queries).map(|i| 0.5 + (i % 4) as f32).collect();
+    let batch = Batch {
+        query: q.view(),
+        candidate: c.view(),
+        sample_weight: Some(&weights),
+        candidate_sampling_probability: Some(&probabilities),
+        accidental_hits: AccidentalHits::Keep,
+    };
+    let config = LossConfig { temperature: Some(0.2), num_hard_negatives: None };
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut loss = InBatchSoftmax::with_kernel(SoftmaxKernel::Fused);
+            // Twice, so that reused buffers are exercised too.
+            loss.compute(&batch, &config);
+            let value = loss.compute(&batch, &config);
+            let bits = |v: ndarray::ArrayView2<'_, f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            (value.to_bits(), bits(loss.query_grad()), bits(loss.candidate_grad()))
+        })
+    };
+    let one = run(1);
+    for threads in [2, 3, 5] {
+        assert!(run(threads) == one, "{threads} threads differ from one");
+    }
+    compare_with_naive(&batch, 0.2);
+}
+
+#[test]
+fn candidates_without_queries_get_zero_gradients() {
+    let c = Array2::from_elem((40, 16), 0.5f32);
+    let q = Array2::<f32>::zeros((0, 16));
+    let mut loss = InBatchSoftmax::default();
+    let value = loss.compute(&Batch::new(q.view(), c.view()), &LossConfig::default());
+    assert_eq!(value, 0.0);
+    assert_eq!(loss.candidate_grad().dim(), (40, 16));
+    assert!(loss.candidate_grad().iter().all(|&v| v == 0.0));
+}

@@ -34,6 +34,7 @@ pub mod presets;
 mod query;
 mod retriever;
 pub mod spec;
+pub mod spinning;
 pub mod synthetic;
 mod trainer;
 

@@ -25,6 +25,7 @@ use towers::{TowerCache, TowerGrads, TwoTower, ValidModelConfig};
 use crate::batch::{with_views, BatchColumns};
 use crate::evaluate::{embed_catalogue, evaluate_split, Metrics, SeenRows, SplitReport};
 use crate::guard::{step_problem, TrainError};
+use crate::spinning::with_spinning_workers;
 use crate::{Encoded, ModelOptState, Shuffler, ValidTrainConfig};
 
 /// Progress after one training batch.
@@ -401,13 +402,14 @@ impl Trainer {
             let order = progress.shuffler.next_epoch().to_vec();
             let mut batch_metric = self.config.batch_metrics.then(|| eval::FactorizedTopK::new(&eval::TFRS_KS));
             // The batches run on a worker of rayon's pool: each step's joins then fork from a
-            // worker (which starts on its half at once while the other worker steals the second)
-            // instead of being injected from outside the pool, which costs a sleep and a wake-up
-            // of the calling thread per join (`bench` on two cores: a step of 2048 went from
-            // 9.2–10.1 ms to 7.1–8.5 ms with this alone). Only the batches: what an epoch
-            // allocates besides (its order, the validation) stays on the calling thread, whose
-            // allocator arena later work reuses.
-            let (loss_sum, last_batch_loss) = rayon::scope(|_| {
+            // worker (which starts on its half at once) instead of being injected from outside
+            // the pool, which costs a sleep and a wake-up of the calling thread per join (`bench`
+            // on two cores: a step of 2048 went from 9.2–10.1 ms to 7.1–8.5 ms with this alone),
+            // and the other workers spin meanwhile, so that they steal each fork at once instead
+            // of waking up for it (`spinning`). Only the batches: what an epoch allocates besides
+            // (its order, the validation) stays on the calling thread, whose allocator arena
+            // later work reuses.
+            let (loss_sum, last_batch_loss) = with_spinning_workers(|| {
                 let (mut loss_sum, mut last_batch_loss) = (0f64, 0f32);
                 for (batch_idx, rows) in order.chunks(batch_size).enumerate() {
                     let catalogue = batch_metric
