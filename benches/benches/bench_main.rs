@@ -225,6 +225,20 @@ fn train_step(c: &mut Criterion) {
             black_box(trainer.step(data, batches[next], None, &mut grads))
         })
     });
+    // The same steps as `Trainer::fit` runs them: with rayon's other workers spinning, so that
+    // no fork of a step waits for a worker to wake up.
+    group.bench_function("deep_64_32_batch_2048_spinning_workers", |bench| {
+        bench.iter_custom(|iters| {
+            train::spinning::with_spinning_workers(|| {
+                let started = std::time::Instant::now();
+                for _ in 0..iters {
+                    next = (next + 1) % batches.len();
+                    black_box(trainer.step(data, batches[next], None, &mut grads));
+                }
+                started.elapsed()
+            })
+        })
+    });
     group.finish();
 }
 

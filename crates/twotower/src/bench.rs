@@ -12,8 +12,10 @@
 //!   measured right after it, the median over the epochs (it cancels a drift that slows both;
 //!   not the slow spells that slow the training step and not the GEMM);
 //! * `fma_peak_gflops`: FMAs on registers on every core at once (`tensor::fma_peak`), the limit
-//!   no kernel passes, and `fraction_of_fma_peak` against it: the GEMM peak is only OpenBLAS's
-//!   kernel for the CPU it recognises (`blas_core`), AVX2 on Zen 5 in 0.3.21;
+//!   no kernel passes, and `fraction_of_fma_peak` against it: the GEMM peak is only the kernel
+//!   OpenBLAS runs (`blas_core`), which an `OPENBLAS_CORETYPE` in the environment can pin to one
+//!   narrower than the CPU's (`openblas_coretype_env`: the Zen 5 VM sets `Haswell`, AVX2, where
+//!   0.3.21 picks its AVX-512 `Cooperlake` kernels by itself);
 //! * `large_catalogue_eval_seconds`: 20 000 queries ranked over 100 000 synthetic items.
 
 use std::path::PathBuf;
@@ -114,7 +116,7 @@ impl BenchArgs {
         let large_catalogue_eval_seconds = large_catalogue(100_000, 20_000);
         let parse = if self.parse_rows > 0 { Some(parse_speed(self.parse_rows)?) } else { None };
 
-        let report = json!({
+        let mut report = json!({
             "workload": "deep [64, 32], MovieLens 100k, seeded 80/20 split (seed 42), batch 2048",
             "blas": tensor::matmul::USES_BLAS,
             "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -166,6 +168,12 @@ impl BenchArgs {
             "large_catalogue_shape": "20 000 queries x 100 000 items, d = 32, blocks of 512 x 4096",
             "parse": parse,
         });
+        // Beside the macro's fields (one more would pass its recursion limit).
+        report["openblas_coretype_env"] = json!(std::env::var("OPENBLAS_CORETYPE").ok());
+        report["openblas_coretype_note"] = json!(
+            "OPENBLAS_CORETYPE as this run found it: when set, OpenBLAS runs that kernel whatever the CPU and \
+             peak_gflops is that kernel's peak; unset, OpenBLAS picks by the CPU"
+        );
         write_report(&report, &self.out)
     }
 }
