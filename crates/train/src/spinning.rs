@@ -18,7 +18,9 @@ use std::sync::Mutex;
 /// appear. The spinning costs the other cores' time while `body` runs serial code: meant for
 /// loops of short parallel phases that own the machine, such as training steps.
 ///
-/// A panic in `body` is resumed here after the spinners have stopped.
+/// Work that other threads inject into the pool meanwhile runs on the spinners too
+/// (`yield_now` takes injected jobs). A panic in `body` is resumed here after the spinners
+/// have stopped.
 pub fn with_spinning_workers<R: Send>(body: impl FnOnce() -> R + Send) -> R {
     let body = Mutex::new(Some(body));
     let result = Mutex::new(None);
