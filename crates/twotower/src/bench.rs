@@ -10,7 +10,7 @@
 //!   (epoch seconds × `peak_gflops`);
 //! * `gemm_fraction_of_adjacent_peak`: the same for each timed epoch against a GEMM peak
 //!   measured right after it, the median over the epochs (it cancels a drift that slows both;
-//!   not the slow spells that slow the training step and not the GEMM);
+//!   not a host taking a vCPU away for part of an epoch, which the short GEMMs can miss);
 //! * `fma_peak_gflops`: FMAs on registers on every core at once (`tensor::fma_peak`), the limit
 //!   no kernel passes, and `fraction_of_fma_peak` against it: the GEMM peak is only the kernel
 //!   OpenBLAS runs (`blas_core`), which an `OPENBLAS_CORETYPE` in the environment can pin to one
@@ -135,7 +135,7 @@ impl BenchArgs {
             "score_kernel": "fused (tensor::lanes, logits kept in cache per block of 48 queries)",
             "gemm_fraction_of_adjacent_peak": median(&paired),
             "gemm_fraction_of_adjacent_peak_per_epoch": paired,
-            "gemm_fraction_of_adjacent_peak_note": "each timed epoch's GEMM FLOPs over (its seconds × a 1024^3 GEMM peak, best of 3, measured right after it), the median over the timed epochs: a ratio of two measurements a second apart, which cancels a drift of the machine's speed but not a slow spell that slows the training step and not the GEMM; gemm_fraction_of_peak sets the best epoch against the best peak of the run instead",
+            "gemm_fraction_of_adjacent_peak_note": "each timed epoch's GEMM FLOPs over (its seconds × a 1024^3 GEMM peak, best of 3, measured right after it), the median over the timed epochs: a ratio of two measurements a second apart, which cancels a drift of the machine's speed but not a host taking a vCPU away for part of an epoch, which the short GEMMs can miss; gemm_fraction_of_peak sets the best epoch against the best peak of the run instead",
             "step_profile_ms": step_profile_json(&fused_profile),
             "gemm_kernel": {
                 "train_epoch_seconds": gemm_epoch_seconds,
