@@ -138,6 +138,56 @@ fn dense_layers(c: &mut Criterion) {
     group.finish();
 }
 
+/// Each tower of the deep [64, 32] model at batch 2048 on synthetic columns, one thread:
+/// forward, and backward from a random `dy` (the query tower: a user lookup, a timestamp-bucket
+/// lookup, the normalised timestamp; the candidate tower: a title lookup and a bag of 1 to 8
+/// title tokens). One element is one example; the layers alone are in the `dense` group.
+fn towers(c: &mut Criterion) {
+    use rand::Rng;
+    use tensor::Bags;
+    use towers::{InputColumn, InputKind, TowerCache, TowerGrads, TwoTower};
+    let synthetic = synthetic_data(7);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(50);
+    let model = TwoTower::new(synthetic.model.clone(), &mut rng);
+    let mut group = c.benchmark_group("tower");
+    group.throughput(Throughput::Elements(2048));
+    for (side, tower) in [("query", &model.query), ("candidate", &model.candidate)] {
+        let shapes: Vec<_> = tower.inputs.iter().map(towers::Input::shape).collect();
+        let ids: Vec<Vec<u32>> =
+            shapes.iter().map(|s| (0..2048).map(|_| rng.random_range(0..s.rows.max(1) as u32)).collect()).collect();
+        let tokens = shapes.iter().find(|s| s.kind == InputKind::Bag).map_or(2, |s| s.rows as u32);
+        let mut bags = Bags::default();
+        for _ in 0..2048 {
+            let tokens: Vec<u32> = (0..rng.random_range(1..=8)).map(|_| rng.random_range(1..tokens)).collect();
+            bags.push(&tokens);
+        }
+        let values: Vec<f32> = (0..2048).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let columns: Vec<InputColumn<'_>> = shapes
+            .iter()
+            .zip(&ids)
+            .map(|(shape, ids)| match shape.kind {
+                InputKind::Lookup => InputColumn::Ids(ids),
+                InputKind::Bag => InputColumn::Bags(&bags),
+                InputKind::Numeric => InputColumn::Values(&values),
+            })
+            .collect();
+        let (mut cache, mut grads) = (TowerCache::default(), TowerGrads::zeros_like(tower));
+        group.bench_function(BenchmarkId::new("forward_deep_64_32_batch_2048", side), |bench| {
+            bench.iter(|| black_box(tower.forward(&columns, &mut cache)[[0, 0]]))
+        });
+        let dy = random_matrix((2048, tower.out_dim()), 51);
+        tower.forward(&columns, &mut cache);
+        group.bench_function(BenchmarkId::new("backward_deep_64_32_batch_2048", side), |bench| {
+            bench.iter(|| {
+                grads.zero();
+                tower.backward(&mut cache, dy.view(), &mut grads);
+                black_box(grads.inputs.len())
+            })
+        });
+    }
+    group.finish();
+}
+
 /// The row-scattered work of a 25M step, one thread, on tables of ML-25M's sizes with uniform
 /// random ids (the worst case for the caches): a history bag of 20 items for each of 2048
 /// queries from a 62 423-row item table, forward and backward, and Adagrad on 20 000 rows of
@@ -255,5 +305,16 @@ fn evaluation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gemm, softmax, block_products, dense_layers, scattered_rows, loss, train_step, evaluation);
+criterion_group!(
+    benches,
+    gemm,
+    softmax,
+    block_products,
+    dense_layers,
+    towers,
+    scattered_rows,
+    loss,
+    train_step,
+    evaluation
+);
 criterion_main!(benches);
