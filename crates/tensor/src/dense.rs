@@ -15,7 +15,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::init::glorot_uniform;
-use crate::lanes::{product, LANES};
+use crate::lanes::{product, product_column_bias, LANES};
 use crate::prefetch::prefetch;
 use crate::Buffer;
 
@@ -42,7 +42,8 @@ pub struct Dense {
 /// What `Dense::backward` needs from the forward pass, in reusable buffers.
 #[derive(Debug, Clone, Default)]
 pub struct DenseCache {
-    /// The input, `(batch, in_dim)`.
+    /// The input, `(batch, in_dim)`, after [`Dense::forward`]; `(0, in_dim)` after
+    /// [`Dense::forward_borrowed`], whose caller keeps it.
     input: Buffer,
     /// The output after activation, `(batch, out_dim)`.
     output: Buffer,
@@ -94,7 +95,7 @@ impl Dense {
         self.w.ncols()
     }
 
-    /// `y = act(x·W + b)`.
+    /// `y = act(x·W + b)`, keeping a copy of `x` in `cache` for [`Self::backward`].
     ///
     /// # Shapes
     /// `x: (batch, in_dim)` → `(batch, out_dim)`, a view into `cache`.
@@ -103,21 +104,44 @@ impl Dense {
     /// If `x` does not have `in_dim` columns.
     #[track_caller]
     pub fn forward<'c>(&self, x: ArrayView2<'_, f32>, cache: &'c mut DenseCache) -> ArrayView2<'c, f32> {
-        assert_eq!(x.ncols(), self.in_dim(), "Dense::forward: input {:?}, kernel {:?}", x.dim(), self.w.dim());
-        let batch = x.nrows();
-        cache.input.reshape(batch, self.in_dim());
+        self.check_input(x);
+        cache.input.reshape(x.nrows(), self.in_dim());
         cache.input.view_mut().assign(&x);
-        cache.output.reshape(batch, self.out_dim());
-        product(cache.input.view(), self.w.view(), 0.0, &mut cache.output.view_mut());
-        // Bias and activation in one pass over the product: `(x·W) + b` rounds as `b + x·W`.
-        let bias = self.b.as_slice().expect("a bias vector is contiguous");
-        for row in cache.output.as_slice_mut().chunks_exact_mut(bias.len()) {
-            match self.activation {
-                Activation::Relu => row.iter_mut().zip(bias).for_each(|(v, &b)| *v = (*v + b).max(0.0)),
-                Activation::Linear => row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b),
-            }
-        }
+        let input = std::mem::take(&mut cache.input);
+        self.affine(input.view(), cache);
+        cache.input = input;
         cache.output.view()
+    }
+
+    /// [`Self::forward`] without the copy of `x`: the caller keeps `x` unchanged and passes it
+    /// again to [`Self::backward_borrowed`] (a stack hands each layer the previous layer's
+    /// output, a tower its concatenated features). [`Self::backward`] on this cache panics.
+    ///
+    /// # Shapes
+    /// As [`Self::forward`].
+    ///
+    /// # Panics
+    /// If `x` does not have `in_dim` columns.
+    #[track_caller]
+    pub fn forward_borrowed<'c>(&self, x: ArrayView2<'_, f32>, cache: &'c mut DenseCache) -> ArrayView2<'c, f32> {
+        self.check_input(x);
+        cache.input.reshape(0, self.in_dim());
+        self.affine(x, cache);
+        cache.output.view()
+    }
+
+    #[track_caller]
+    fn check_input(&self, x: ArrayView2<'_, f32>) {
+        assert_eq!(x.ncols(), self.in_dim(), "Dense::forward: input {:?}, kernel {:?}", x.dim(), self.w.dim());
+    }
+
+    /// `cache.output = act(x·W + b)`, the bias and activation applied as the product's tiles are
+    /// stored: `(x·W) + b` rounds as `b + x·W`.
+    fn affine(&self, x: ArrayView2<'_, f32>, cache: &mut DenseCache) {
+        cache.output.reshape(x.nrows(), self.out_dim());
+        let bias = self.b.as_slice().expect("a bias vector is contiguous");
+        let relu = self.activation == Activation::Relu;
+        product_column_bias(x, self.w.view(), bias, relu, &mut cache.output.view_mut());
     }
 
     /// Adds `dW`, `db` into `grads` and returns `dx`.
@@ -126,7 +150,8 @@ impl Dense {
     /// `dy: (batch, out_dim)` → `dx: (batch, in_dim)`, a view into `cache`.
     ///
     /// # Panics
-    /// If `dy`'s shape differs from the forward output's.
+    /// If `dy`'s shape differs from the forward output's, or the forward pass was
+    /// [`Self::forward_borrowed`].
     #[track_caller]
     pub fn backward<'c>(
         &self,
@@ -145,7 +170,8 @@ impl Dense {
     /// `dy: (batch, out_dim)` → `dx: (batch, dx_columns)`, a view into `cache`.
     ///
     /// # Panics
-    /// If `dy`'s shape differs from the forward output's, or `dx_columns > in_dim`.
+    /// If `dy`'s shape differs from the forward output's, `dx_columns > in_dim`, or the forward
+    /// pass was [`Self::forward_borrowed`].
     #[track_caller]
     pub fn backward_partial<'c>(
         &self,
@@ -154,6 +180,43 @@ impl Dense {
         grads: &mut DenseGrads,
         dx_columns: usize,
     ) -> ArrayView2<'c, f32> {
+        let input = std::mem::take(&mut cache.input);
+        self.gradients(input.view(), cache, dy, grads, dx_columns);
+        cache.input = input;
+        cache.input_grad()
+    }
+
+    /// [`Self::backward_partial`] after [`Self::forward_borrowed`], given the same `x`.
+    ///
+    /// # Shapes
+    /// `x: (batch, in_dim)`, `dy: (batch, out_dim)` → `dx: (batch, dx_columns)`, a view into
+    /// `cache`.
+    ///
+    /// # Panics
+    /// If `x` or `dy` does not match the forward pass's shapes, or `dx_columns > in_dim`.
+    #[track_caller]
+    pub fn backward_borrowed<'c>(
+        &self,
+        x: ArrayView2<'_, f32>,
+        cache: &'c mut DenseCache,
+        dy: ArrayView2<'_, f32>,
+        grads: &mut DenseGrads,
+        dx_columns: usize,
+    ) -> ArrayView2<'c, f32> {
+        self.gradients(x, cache, dy, grads, dx_columns);
+        cache.input_grad()
+    }
+
+    /// `dW += xᵀ·dz`, `db += Σ_rows dz` and `cache.dx = dz·Wᵀ` for the first `dx_columns`.
+    #[track_caller]
+    fn gradients(
+        &self,
+        x: ArrayView2<'_, f32>,
+        cache: &mut DenseCache,
+        dy: ArrayView2<'_, f32>,
+        grads: &mut DenseGrads,
+        dx_columns: usize,
+    ) {
         assert_eq!(
             dy.dim(),
             cache.output.dim(),
@@ -161,29 +224,61 @@ impl Dense {
             dy.dim(),
             cache.output.dim()
         );
-        assert!(dx_columns <= self.in_dim(), "Dense::backward: dx for {dx_columns} of {} columns", self.in_dim());
         let (batch, out_dim) = dy.dim();
-        cache.dz.reshape(batch, out_dim);
-        cache.dz.view_mut().assign(&dy);
-        // `dz = dy ⊙ act'(z)` and its column sums in one pass. The sums are taken first and
-        // added once, so that accumulating twice gives exactly twice the gradient.
+        assert_eq!(
+            x.dim(),
+            (batch, self.in_dim()),
+            "Dense::backward: input {:?} for a batch of {batch} (after forward_borrowed, use backward_borrowed)",
+            x.dim()
+        );
+        assert!(dx_columns <= self.in_dim(), "Dense::backward: dx for {dx_columns} of {} columns", self.in_dim());
+        // `dz = dy ⊙ act'(z)` and its column sums in one pass (for a linear layer `dz` is `dy`
+        // itself). The sums are taken first and added once, so that accumulating twice gives
+        // exactly twice the gradient.
         cache.dz_sums.clear();
         cache.dz_sums.resize(out_dim, 0.0);
-        let rows = cache.dz.as_slice_mut().chunks_exact_mut(out_dim).zip(cache.output.as_slice().chunks_exact(out_dim));
-        for (dz_row, y_row) in rows {
-            if self.activation == Activation::Relu {
-                dz_row.iter_mut().zip(y_row).for_each(|(d, &y)| *d = if y > 0.0 { *d } else { 0.0 });
+        let dz = match (self.activation, dy.as_slice()) {
+            (Activation::Linear, Some(dy_rows)) => {
+                for dy_row in dy_rows.chunks_exact(out_dim) {
+                    add_to(&mut cache.dz_sums, dy_row);
+                }
+                dy
             }
-            cache.dz_sums.iter_mut().zip(&*dz_row).for_each(|(sum, &d)| *sum += d);
-        }
-        let dz = cache.dz.view();
+            (Activation::Relu, Some(dy_rows)) => {
+                cache.dz.reshape(batch, out_dim);
+                let y_rows = cache.output.as_slice().chunks_exact(out_dim);
+                let rows = cache.dz.as_slice_mut().chunks_exact_mut(out_dim).zip(dy_rows.chunks_exact(out_dim));
+                for ((dz_row, dy_row), y_row) in rows.zip(y_rows) {
+                    for ((dz, &d), &y) in dz_row.iter_mut().zip(dy_row).zip(y_row) {
+                        *dz = if y > 0.0 { d } else { 0.0 };
+                    }
+                    add_to(&mut cache.dz_sums, dz_row);
+                }
+                cache.dz.view()
+            }
+            (activation, None) => {
+                // A strided `dy`: copied first, then as above.
+                cache.dz.reshape(batch, out_dim);
+                cache.dz.view_mut().assign(&dy);
+                let y_rows = cache.output.as_slice().chunks_exact(out_dim);
+                for (dz_row, y_row) in cache.dz.as_slice_mut().chunks_exact_mut(out_dim).zip(y_rows) {
+                    if activation == Activation::Relu {
+                        dz_row.iter_mut().zip(y_row).for_each(|(d, &y)| *d = if y > 0.0 { *d } else { 0.0 });
+                    }
+                    add_to(&mut cache.dz_sums, dz_row);
+                }
+                cache.dz.view()
+            }
+        };
         // The input was stored by the forward pass, and the loss between the two passes pushed
         // it out of L2. `xᵀ·dz` reads it a few values per row, one row after another, which
         // waits on every line; asking for it in order first brings it back at streaming speed
         // (query tower of the deep [64, 32] model on Zen 5, layer 65 → 64, timed inside training:
         // `dW` 260–320 µs cold, 145–220 µs after the hint; RESULTS.md, issue 12, fifth round).
-        prefetch(cache.input.as_slice());
-        product(cache.input.view().t(), dz, 1.0, &mut grads.dw.view_mut());
+        if let Some(x) = x.as_slice() {
+            prefetch(x);
+        }
+        product(x.t(), dz, 1.0, &mut grads.dw.view_mut());
         for (db, &sum) in grads.db.iter_mut().zip(&cache.dz_sums) {
             *db += sum;
         }
@@ -197,7 +292,6 @@ impl Dense {
             cache.w_t.view_mut().slice_mut(s![.., ..dx_columns]).assign(&self.w.slice(s![..dx_columns, ..]).t());
             product(dz, cache.w_t.view(), 0.0, &mut cache.dx.view_mut());
         }
-        cache.input_grad()
     }
 }
 
@@ -225,6 +319,11 @@ impl DenseGrads {
         self.dw.fill(0.0);
         self.db.fill(0.0);
     }
+}
+
+/// `sums[j] += row[j]`.
+fn add_to(sums: &mut [f32], row: &[f32]) {
+    sums.iter_mut().zip(row).for_each(|(sum, &v)| *sum += v);
 }
 
 /// `y = max(y, 0)` element-wise.
@@ -352,6 +451,44 @@ mod tests {
             layer.backward_partial(&mut cache, dy.view(), &mut grads, 38);
         }));
         assert!(caught.is_err(), "more columns than the input has");
+    }
+
+    #[test]
+    fn borrowed_input_and_strided_upstream_give_the_stored_path_bits() {
+        let bits = |v: ndarray::ArrayView2<'_, f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for activation in [Activation::Relu, Activation::Linear] {
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            let layer = Dense {
+                b: uniform((1, 32), 0.5, &mut rng).row(0).to_owned(),
+                ..Dense::new(40, 32, activation, &mut rng)
+            };
+            let x = uniform((70, 40), 1.0, &mut rng);
+            let dy = projection((70, 32), &mut rng);
+            let mut stored = DenseCache::default();
+            let y = layer.forward(x.view(), &mut stored).to_owned();
+            let mut stored_grads = DenseGrads::zeros_like(&layer);
+            let dx = layer.backward_partial(&mut stored, dy.view(), &mut stored_grads, 20).to_owned();
+
+            let mut borrowed = DenseCache::default();
+            assert_eq!(bits(layer.forward_borrowed(x.view(), &mut borrowed)), bits(y.view()), "{activation:?} y");
+            let mut grads = DenseGrads::zeros_like(&layer);
+            let borrowed_dx = layer.backward_borrowed(x.view(), &mut borrowed, dy.view(), &mut grads, 20);
+            assert_eq!(bits(borrowed_dx), bits(dx.view()), "{activation:?} dx");
+            assert_eq!(grads, stored_grads, "{activation:?} dW, db");
+
+            // `dy` as a transposed copy: the same values with other strides take the copying path.
+            let dy_t = dy.t().to_owned();
+            let mut strided_grads = DenseGrads::zeros_like(&layer);
+            let strided_dx = layer.backward_partial(&mut stored, dy_t.t(), &mut strided_grads, 20);
+            assert_eq!(bits(strided_dx), bits(dx.view()), "{activation:?} dx, strided dy");
+            assert_eq!(strided_grads, stored_grads, "{activation:?} dW, db, strided dy");
+
+            // The borrowed cache holds no input: the stored backward refuses it.
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                layer.backward(&mut borrowed, dy.view(), &mut DenseGrads::zeros_like(&layer));
+            }));
+            assert!(caught.is_err(), "backward after forward_borrowed");
+        }
     }
 
     #[test]

@@ -77,6 +77,39 @@ pub fn lane_gemm_row_bias(
     checked_gemm(a, b, Epilogue::RowBias(bias), out);
 }
 
+/// `out = act(A·B + 1·biasᵀ)`: column `j` of the product plus `bias[j]`, then `max(·, 0)`
+/// when `relu`, as each tile is stored (a dense layer's bias and ReLU without a pass over its
+/// output). The bits are those of [`lane_gemm`] followed by `(v + bias[j]).max(0.0)`.
+///
+/// # Shapes
+/// As [`lane_gemm`], and `bias: (w)`.
+///
+/// # Panics
+/// As [`lane_gemm`], and if `bias` is not `w` long.
+#[track_caller]
+pub fn lane_gemm_column_bias(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    bias: &[f32],
+    relu: bool,
+    out: &mut ArrayViewMut2<'_, f32>,
+) {
+    assert_eq!(bias.len(), b.ncols(), "lane_gemm_column_bias: {} biases for {} columns", bias.len(), b.ncols());
+    checked_gemm(a, b, Epilogue::ColumnBias { bias, relu }, out);
+}
+
+/// `v + bias`, then, when `relu`, itself if positive and `+0` otherwise (a NaN too), as
+/// `max(x, 0)` does in the vector kernels.
+#[inline]
+fn column_bias(v: f32, bias: f32, relu: bool) -> f32 {
+    let z = v + bias;
+    match relu {
+        true if z > 0.0 => z,
+        true => 0.0,
+        false => z,
+    }
+}
+
 /// Checks the operands of [`lane_gemm`] and runs the kernel this CPU has.
 #[track_caller]
 fn checked_gemm(
@@ -104,6 +137,11 @@ fn checked_gemm(
             Epilogue::RowBias(bias) => {
                 for (mut row, &value) in out.rows_mut().into_iter().zip(bias) {
                     row.fill(0.0 + value);
+                }
+            }
+            Epilogue::ColumnBias { bias, relu } => {
+                for mut row in out.rows_mut() {
+                    row.iter_mut().zip(bias).for_each(|(o, &b)| *o = column_bias(0.0, b, relu));
                 }
             }
         }
@@ -154,17 +192,46 @@ fn checked_gemm(
 /// On mismatched shapes.
 #[track_caller]
 pub fn product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f32, out: &mut ArrayViewMut2<'_, f32>) {
-    let unit_columns = |strides: &[isize], rows: usize, cols: usize| rows == 0 || cols == 0 || strides[1] == 1;
-    let fits = b.ncols().is_multiple_of(LANES)
-        && (beta == 0.0 || beta == 1.0)
-        && unit_columns(b.strides(), b.nrows(), b.ncols())
-        && unit_columns(out.strides(), out.nrows(), out.ncols())
-        && a.strides().iter().all(|&s| s >= 0);
-    if fits {
+    if fits_lanes(a, b, out) && (beta == 0.0 || beta == 1.0) {
         lane_gemm(a, b, beta, out);
     } else {
         ndarray::linalg::general_mat_mul(1.0, &a, &b, beta, out);
     }
+}
+
+/// `out = act(A·B + 1·biasᵀ)` on [`lane_gemm_column_bias`] when the layouts allow it (as
+/// [`product`]), else on ndarray's `general_mat_mul` followed by a pass adding the bias: the
+/// same bits either way when the GEMMs agree.
+///
+/// # Panics
+/// On mismatched shapes, or `bias` not `b.ncols()` long.
+#[track_caller]
+pub fn product_column_bias(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    bias: &[f32],
+    relu: bool,
+    out: &mut ArrayViewMut2<'_, f32>,
+) {
+    if fits_lanes(a, b, out) {
+        lane_gemm_column_bias(a, b, bias, relu, out);
+    } else {
+        assert_eq!(bias.len(), b.ncols(), "product_column_bias: {} biases for {} columns", bias.len(), b.ncols());
+        ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, out);
+        for mut row in out.rows_mut() {
+            row.iter_mut().zip(bias).for_each(|(o, &b)| *o = column_bias(*o, b, relu));
+        }
+    }
+}
+
+/// Whether [`lane_gemm`] takes these operands: `B` and `out` row-major with unit column stride,
+/// `w` a multiple of [`LANES`], `A` with non-negative strides.
+fn fits_lanes(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, out: &ArrayViewMut2<'_, f32>) -> bool {
+    let unit_columns = |strides: &[isize], rows: usize, cols: usize| rows == 0 || cols == 0 || strides[1] == 1;
+    b.ncols().is_multiple_of(LANES)
+        && unit_columns(b.strides(), b.nrows(), b.ncols())
+        && unit_columns(out.strides(), out.nrows(), out.ncols())
+        && a.strides().iter().all(|&s| s >= 0)
 }
 
 /// Whether [`lane_gemm`] runs its AVX2/FMA kernel on this CPU.
@@ -230,6 +297,8 @@ enum Epilogue<'a> {
     Accumulate,
     /// `out = sums + bias[row]`, `bias` holding `m` values.
     RowBias(&'a [f32]),
+    /// `out = sums + bias[col]`, then `max(·, 0)` when `relu`; `bias` holding `w` values.
+    ColumnBias { bias: &'a [f32], relu: bool },
 }
 
 /// The same tiles in portable Rust (any CPU), by index arithmetic on slices rebuilt from the
@@ -265,11 +334,12 @@ fn portable(op: &Operands<'_>) {
                 // SAFETY: row0 + r < m and col0 + LANES ≤ w: in bounds of `out`.
                 #[allow(unsafe_code)]
                 let out_row = unsafe { std::slice::from_raw_parts_mut(op.out.add((row0 + r) * op.ldo + col0), LANES) };
-                for (o, &v) in out_row.iter_mut().zip(acc_row) {
+                for (c, (o, &v)) in out_row.iter_mut().zip(acc_row).enumerate() {
                     *o = match op.epilogue {
                         Epilogue::Overwrite => v,
                         Epilogue::Accumulate => *o + v,
                         Epilogue::RowBias(bias) => v + bias[row0 + r],
+                        Epilogue::ColumnBias { bias, relu } => column_bias(v, bias[col0 + c], relu),
                     };
                 }
             }
@@ -282,7 +352,8 @@ fn portable(op: &Operands<'_>) {
 mod avx2 {
     //! The AVX2/FMA tiles: `MR` rows × 16 columns in `2·MR` ymm accumulators.
     use std::arch::x86_64::{
-        _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_set1_ps, _mm256_setzero_ps,
+        _mm256_storeu_ps,
     };
 
     use super::{Epilogue, Operands, K_CHUNK, LANES, MR};
@@ -369,6 +440,16 @@ mod avx2 {
                         low = _mm256_add_ps(low, bias);
                         high = _mm256_add_ps(high, bias);
                     }
+                    Epilogue::ColumnBias { bias, relu } => {
+                        let bias = &bias[col0..col0 + LANES];
+                        low = _mm256_add_ps(low, _mm256_loadu_ps(bias.as_ptr()));
+                        high = _mm256_add_ps(high, _mm256_loadu_ps(bias.as_ptr().add(8)));
+                        if relu {
+                            // `max(x, 0)` returns 0 for a NaN `x`, as `f32::max` does.
+                            low = _mm256_max_ps(low, _mm256_setzero_ps());
+                            high = _mm256_max_ps(high, _mm256_setzero_ps());
+                        }
+                    }
                 }
                 _mm256_storeu_ps(out, low);
                 _mm256_storeu_ps(out.add(8), high);
@@ -387,7 +468,8 @@ mod avx512 {
     //! order and chunks as in the AVX2 tile, with the same fused multiply-adds, so the two
     //! kernels give the same bits.
     use std::arch::x86_64::{
-        __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+        __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_storeu_ps,
     };
 
     use super::{Epilogue, Operands, K_CHUNK};
@@ -498,6 +580,16 @@ mod avx512 {
                         Epilogue::Overwrite => value,
                         Epilogue::Accumulate => _mm512_add_ps(value, _mm512_loadu_ps(at)),
                         Epilogue::RowBias(bias) => _mm512_add_ps(value, _mm512_set1_ps(bias[row0 + r])),
+                        Epilogue::ColumnBias { bias, relu } => {
+                            let bias = &bias[col0 + LANES * c..col0 + LANES * (c + 1)];
+                            let value = _mm512_add_ps(value, _mm512_loadu_ps(bias.as_ptr()));
+                            // `max(x, 0)` returns 0 for a NaN `x`, as `f32::max` does.
+                            if relu {
+                                _mm512_max_ps(value, _mm512_setzero_ps())
+                            } else {
+                                value
+                            }
+                        }
                     };
                     _mm512_storeu_ps(at, value);
                 }
@@ -709,6 +801,73 @@ mod tests {
                 assert_eq!(bits(&ours), bits(&then_bias(product)), "{kernel} {m}x{k}x{w}");
             }
         }
+    }
+
+    #[test]
+    fn column_bias_and_relu_equal_the_product_then_the_pass_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(25);
+        let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let mut kernels = vec!["portable"];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx2_fma() {
+                kernels.push("avx2");
+            }
+            if avx512() {
+                kernels.push("avx512");
+            }
+        }
+        for (m, k, w) in [(2050, 65, 64), (37, 64, 32), (13, 300, 48), (7, 3, 16), (5, 0, 16)] {
+            let (mut a, b) = (uniform((m, k), 1.0, &mut rng), uniform((k, w), 1.0, &mut rng));
+            if k > 0 {
+                // A NaN sum and an exactly zero one: ReLU gives +0 for both, as `max(x, 0)` does.
+                a.row_mut(0).fill(0.0);
+                a[[m - 1, 0]] = f32::NAN;
+            }
+            let mut bias = uniform((1, w), 1.0, &mut rng).row(0).to_vec();
+            bias[0] = -0.0;
+            for relu in [false, true] {
+                let then_pass = |mut product: Array2<f32>| {
+                    for mut row in product.rows_mut() {
+                        for (v, &b) in row.iter_mut().zip(&bias) {
+                            let z = *v + b;
+                            *v = if !relu || z > 0.0 { z } else { 0.0 };
+                        }
+                    }
+                    product
+                };
+                let mut product = Array2::zeros((m, w));
+                lane_gemm(a.view(), b.view(), 0.0, &mut product.view_mut());
+                let expected = then_pass(product);
+                if relu {
+                    assert!(expected.iter().all(|v| *v >= 0.0 && v.to_bits() >> 31 == 0), "ReLU leaves +0 or more");
+                }
+                let mut ours = Array2::from_elem((m, w), f32::NAN);
+                lane_gemm_column_bias(a.view(), b.view(), &bias, relu, &mut ours.view_mut());
+                assert_eq!(bits(&ours), bits(&expected), "dispatched {m}x{k}x{w} relu {relu}");
+                if k == 0 {
+                    continue;
+                }
+                for &kernel in &kernels {
+                    let mut product = Array2::zeros((m, w));
+                    run_kernel(kernel, &a, &b, Epilogue::Overwrite, &mut product);
+                    let mut ours = Array2::from_elem((m, w), f32::NAN);
+                    run_kernel(kernel, &a, &b, Epilogue::ColumnBias { bias: &bias, relu }, &mut ours);
+                    assert_eq!(bits(&ours), bits(&then_pass(product)), "{kernel} {m}x{k}x{w} relu {relu}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn product_column_bias_off_the_lanes_adds_the_bias_after_the_blas_product() {
+        let mut rng = ChaCha8Rng::seed_from_u64(26);
+        let (a, b) = (uniform((9, 5), 1.0, &mut rng), uniform((5, 10), 1.0, &mut rng));
+        let bias = uniform((1, 10), 1.0, &mut rng).row(0).to_vec();
+        let mut ours = Array2::from_elem((9, 10), f32::NAN);
+        product_column_bias(a.view(), b.view(), &bias, true, &mut ours.view_mut());
+        let expected = (naive_matmul(a.view(), b.view()) + ndarray::ArrayView1::from(&bias)).mapv(|v| v.max(0.0));
+        assert!(max_abs_error(&ours, &expected) < 1e-5, "{ours} vs {expected}");
     }
 
     #[test]

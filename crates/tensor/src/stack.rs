@@ -54,16 +54,33 @@ impl DenseStack {
         self.layers.first().map_or(0, Dense::in_dim)
     }
 
-    /// Runs every layer in order.
+    /// Runs every layer in order, keeping a copy of `x` (each later layer reads the previous
+    /// layer's output where that layer keeps it, without a copy).
     ///
     /// # Shapes
     /// `x: (batch, in_dim)` → `(batch, out_dim)`, a view into `cache`.
     pub fn forward<'c>(&self, x: ArrayView2<'_, f32>, cache: &'c mut DenseStackCache) -> ArrayView2<'c, f32> {
         cache.layers.resize_with(self.layers.len(), DenseCache::default);
         self.layers[0].forward(x, &mut cache.layers[0]);
+        self.forward_rest(cache)
+    }
+
+    /// [`Self::forward`] without the copy of `x`: the caller keeps `x` unchanged and passes it
+    /// again to [`Self::backward_borrowed`] (a tower's concatenated features).
+    ///
+    /// # Shapes
+    /// As [`Self::forward`].
+    pub fn forward_borrowed<'c>(&self, x: ArrayView2<'_, f32>, cache: &'c mut DenseStackCache) -> ArrayView2<'c, f32> {
+        cache.layers.resize_with(self.layers.len(), DenseCache::default);
+        self.layers[0].forward_borrowed(x, &mut cache.layers[0]);
+        self.forward_rest(cache)
+    }
+
+    /// Layers 1 on, each over the previous one's output.
+    fn forward_rest<'c>(&self, cache: &'c mut DenseStackCache) -> ArrayView2<'c, f32> {
         for i in 1..self.layers.len() {
             let (done, todo) = cache.layers.split_at_mut(i);
-            self.layers[i].forward(done[i - 1].output(), &mut todo[0]);
+            self.layers[i].forward_borrowed(done[i - 1].output(), &mut todo[0]);
         }
         cache.layers[self.layers.len() - 1].output()
     }
@@ -88,7 +105,7 @@ impl DenseStack {
     /// `dy: (batch, out_dim)` → `(batch, dx_columns)`, a view into `cache`.
     ///
     /// # Panics
-    /// As [`Dense::backward_partial`].
+    /// As [`Dense::backward_partial`], and after [`Self::forward_borrowed`].
     pub fn backward_partial<'c>(
         &self,
         cache: &'c mut DenseStackCache,
@@ -96,14 +113,53 @@ impl DenseStack {
         grads: &mut DenseStackGrads,
         dx_columns: usize,
     ) -> ArrayView2<'c, f32> {
+        self.backward_layers(None, cache, dy, grads, dx_columns)
+    }
+
+    /// [`Self::backward_partial`] after [`Self::forward_borrowed`], given the same `x`.
+    ///
+    /// # Shapes
+    /// `x: (batch, in_dim)`, `dy: (batch, out_dim)` → `(batch, dx_columns)`, a view into `cache`.
+    ///
+    /// # Panics
+    /// As [`Dense::backward_borrowed`].
+    pub fn backward_borrowed<'c>(
+        &self,
+        x: ArrayView2<'_, f32>,
+        cache: &'c mut DenseStackCache,
+        dy: ArrayView2<'_, f32>,
+        grads: &mut DenseStackGrads,
+        dx_columns: usize,
+    ) -> ArrayView2<'c, f32> {
+        self.backward_layers(Some(x), cache, dy, grads, dx_columns)
+    }
+
+    /// The layers' backward passes, last first; the first layer's input is `x` when given, else
+    /// its own copy.
+    fn backward_layers<'c>(
+        &self,
+        x: Option<ArrayView2<'_, f32>>,
+        cache: &'c mut DenseStackCache,
+        dy: ArrayView2<'_, f32>,
+        grads: &mut DenseStackGrads,
+        dx_columns: usize,
+    ) -> ArrayView2<'c, f32> {
         let n = self.layers.len();
         for i in (0..n).rev() {
-            // Layer i reads the input gradient of layer i + 1 (the last one reads `dy`); only the
-            // first layer's own input gradient may be partial.
-            let (todo, done) = cache.layers.split_at_mut(i + 1);
-            let upstream = if i + 1 == n { dy } else { done[0].input_grad() };
-            let dx = if i == 0 { dx_columns } else { self.layers[i].in_dim() };
-            self.layers[i].backward_partial(&mut todo[i], upstream, &mut grads.layers[i], dx);
+            // Layer i reads the output of layer i − 1 (its input) and the input gradient of
+            // layer i + 1 (the last one reads `dy`); only the first layer's own input gradient
+            // may be partial.
+            let (before, rest) = cache.layers.split_at_mut(i);
+            let (own, after) = rest.split_first_mut().expect("a layer's cache per layer");
+            let upstream = after.first().map_or(dy, DenseCache::input_grad);
+            let (layer, layer_grads) = (&self.layers[i], &mut grads.layers[i]);
+            match (before.last(), x) {
+                (Some(previous), _) => {
+                    layer.backward_borrowed(previous.output(), own, upstream, layer_grads, layer.in_dim())
+                }
+                (None, Some(x)) => layer.backward_borrowed(x, own, upstream, layer_grads, dx_columns),
+                (None, None) => layer.backward_partial(own, upstream, layer_grads, dx_columns),
+            };
         }
         cache.layers[0].input_grad()
     }
@@ -196,5 +252,23 @@ mod tests {
             assert_close("dw twice", t.dw.as_slice().unwrap(), doubled.0.as_slice().unwrap(), 1e-6, 1e-6);
             assert_close("db twice", t.db.as_slice().unwrap(), doubled.1.as_slice().unwrap(), 1e-6, 1e-6);
         }
+    }
+
+    #[test]
+    fn borrowed_input_gives_the_stored_path_bits() {
+        let bits = |v: ndarray::ArrayView2<'_, f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        let stack = DenseStack::new(37, &[32, 16], &mut rng);
+        let x = uniform((50, 37), 1.0, &mut rng);
+        let dy = projection((50, 16), &mut rng);
+        let mut stored = DenseStackCache::default();
+        let y = stack.forward(x.view(), &mut stored).to_owned();
+        let mut stored_grads = DenseStackGrads::zeros_like(&stack);
+        let dx = stack.backward_partial(&mut stored, dy.view(), &mut stored_grads, 30).to_owned();
+        let mut borrowed = DenseStackCache::default();
+        assert_eq!(bits(stack.forward_borrowed(x.view(), &mut borrowed)), bits(y.view()));
+        let mut grads = DenseStackGrads::zeros_like(&stack);
+        assert_eq!(bits(stack.backward_borrowed(x.view(), &mut borrowed, dy.view(), &mut grads, 30)), bits(dx.view()));
+        assert_eq!(grads, stored_grads);
     }
 }

@@ -36,25 +36,30 @@ impl Head {
         self.stack.as_ref().map_or(in_dim, DenseStack::out_dim)
     }
 
-    /// Applies the stack to `x` (or returns `x`).
+    /// Applies the stack to `x` (or returns `x`). The cache does not copy `x`: the caller keeps
+    /// it unchanged for [`Self::backward`].
     pub fn forward<'a>(&self, x: ArrayView2<'a, f32>, cache: &'a mut HeadCache) -> ArrayView2<'a, f32> {
         match &self.stack {
-            Some(stack) => stack.forward(x, &mut cache.stack),
+            Some(stack) => stack.forward_borrowed(x, &mut cache.stack),
             None => x,
         }
     }
 
-    /// Back through the stack (or `dy` unchanged), with the input gradient for at least the
-    /// first `dx_columns` input columns (exactly those through a stack).
+    /// Back through the stack (or `dy` unchanged), given the forward pass's `x`, with the input
+    /// gradient for at least the first `dx_columns` input columns (exactly those through a
+    /// stack).
     pub fn backward<'a>(
         &self,
+        x: ArrayView2<'_, f32>,
         cache: &'a mut HeadCache,
         dy: ArrayView2<'a, f32>,
         grads: &mut HeadGrads,
         dx_columns: usize,
     ) -> ArrayView2<'a, f32> {
         match (&self.stack, &mut grads.stack) {
-            (Some(stack), Some(stack_grads)) => stack.backward_partial(&mut cache.stack, dy, stack_grads, dx_columns),
+            (Some(stack), Some(stack_grads)) => {
+                stack.backward_borrowed(x, &mut cache.stack, dy, stack_grads, dx_columns)
+            }
             _ => dy,
         }
     }

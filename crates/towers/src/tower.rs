@@ -111,11 +111,11 @@ impl Tower {
     /// The head's input gradient is computed only up to the last column of an input with a
     /// table: inputs without parameters (numeric features) need none.
     pub fn backward(&self, cache: &mut TowerCache, dy: ArrayView2<'_, f32>, grads: &mut TowerGrads) {
-        let TowerCache { features: _, inputs, head, norm } = cache;
+        let TowerCache { features, inputs, head, norm } = cache;
         let dy = if self.l2_normalize { L2Normalize.backward(norm, dy) } else { dy };
         let with_table = |i: &usize| self.inputs[*i].table().is_some();
         let dx_columns = (0..self.inputs.len()).filter(with_table).map(|i| self.layout.range(i).end).max().unwrap_or(0);
-        let dfeatures = self.head.backward(head, dy, &mut grads.head, dx_columns);
+        let dfeatures = self.head.backward(features.view(), head, dy, &mut grads.head, dx_columns);
         for (i, ((input, input_cache), grad)) in
             self.inputs.iter().zip(inputs.iter()).zip(&mut grads.inputs).enumerate()
         {
