@@ -68,7 +68,10 @@ impl Embedding {
             if let (Some(table), Some(&ahead)) = (table, ids.get(i + ROWS_AHEAD)) {
                 prefetch(&table[ahead as usize * dim..][..dim]);
             }
-            row.assign(&self.table.row(id as usize));
+            match (row.as_slice_mut(), table) {
+                (Some(row), Some(table)) => row.copy_from_slice(&table[id as usize * dim..][..dim]),
+                _ => row.assign(&self.table.row(id as usize)),
+            }
         }
     }
 
@@ -86,7 +89,10 @@ impl Embedding {
             if let Some(&ahead) = cache.ids.get(i + ROWS_AHEAD) {
                 grads.prefetch_values(ahead);
             }
-            grads.add_row(id, row);
+            match row.as_slice() {
+                Some(row) => grads.add_slice(id, row),
+                None => grads.add_row(id, row),
+            }
         }
     }
 }
@@ -124,6 +130,28 @@ mod tests {
         emb.backward(&cache, r.view(), &mut twice);
         emb.backward(&cache, r.view(), &mut twice);
         assert_eq!(twice.to_dense(), grads.to_dense() * 2.0);
+    }
+
+    #[test]
+    fn strided_rows_take_the_element_wise_path_to_the_same_values() {
+        use ndarray::ShapeBuilder;
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let emb = Embedding::new(7, 5, &mut rng);
+        let ids = [3u32, 0, 6, 3];
+        let (mut standard, mut column_major) = (Array2::zeros((4, 5)), Array2::zeros((4, 5).f()));
+        let mut cache = EmbeddingCache::default();
+        emb.forward(&ids, &mut cache, column_major.view_mut());
+        emb.forward(&ids, &mut cache, standard.view_mut());
+        assert_eq!(standard, column_major);
+        assert_eq!(standard.row(3), emb.table.row(3));
+        let dy = projection((4, 5), &mut rng);
+        let mut dy_column_major = Array2::zeros((4, 5).f());
+        dy_column_major.assign(&dy);
+        let (mut contiguous, mut strided) = (RowSparseGrad::new(7, 5), RowSparseGrad::new(7, 5));
+        emb.backward(&cache, dy.view(), &mut contiguous);
+        emb.backward(&cache, dy_column_major.view(), &mut strided);
+        assert_eq!(contiguous, strided);
+        assert_eq!(contiguous.rows(), [3, 0, 6]);
     }
 
     #[test]

@@ -165,6 +165,17 @@ impl TokenBag {
                 continue;
             }
             let scale = 1.0 / count as f32;
+            // `scale · dy[b]` once per bag (the same products `add_row_scaled` forms per token),
+            // then a plain add per token.
+            let mut scaled = [0f32; MAX_SCALED_WIDTH];
+            let scaled = match dy_row.as_slice() {
+                Some(dy_row) if dy_row.len() <= MAX_SCALED_WIDTH => {
+                    let scaled = &mut scaled[..dy_row.len()];
+                    scaled.iter_mut().zip(dy_row).for_each(|(s, &d)| *s = scale * d);
+                    Some(&*scaled)
+                }
+                _ => None,
+            };
             for position in span {
                 // Two stages: the slot entry of the token 2·ROWS_AHEAD on, then (its entry now
                 // cached) the gradient row of the token ROWS_AHEAD on.
@@ -175,13 +186,18 @@ impl TokenBag {
                     grads.prefetch_values(ahead);
                 }
                 let id = all_ids[position];
-                if id != 0 {
-                    grads.add_row_scaled(id, dy_row, scale);
+                match (id, scaled) {
+                    (0, _) => {}
+                    (_, Some(scaled)) => grads.add_slice(id, scaled),
+                    (_, None) => grads.add_row_scaled(id, dy_row, scale),
                 }
             }
         }
     }
 }
+
+/// Widths up to which [`TokenBag::backward`] scales each bag's gradient once, on the stack.
+const MAX_SCALED_WIDTH: usize = 128;
 
 /// [`TokenBag::forward`] for a standard-layout table of width `D`: each bag's sum in registers
 /// (tokens in order, as the generic loop adds them into the output row, so the same bits),
@@ -207,7 +223,12 @@ fn pool_rows<const D: usize>(table: &[f32], bags: &Bags, mut out: ArrayViewMut2<
             n_empty += 1;
             out_row.fill(0.0);
         } else {
-            out_row.iter_mut().zip(sum).for_each(|(o, s)| *o = s / count as f32);
+            let mean = sum.map(|s| s / count as f32);
+            // A row of a column block is contiguous: one copy, not an element-wise walk.
+            match out_row.as_slice_mut() {
+                Some(out_row) => out_row.copy_from_slice(&mean),
+                None => out_row.iter_mut().zip(mean).for_each(|(o, m)| *o = m),
+            }
         }
     }
     n_empty
@@ -276,6 +297,43 @@ mod tests {
             assert_eq!(n_empty, 2, "bags 0 and 23 have no tokens");
             let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&fast), bits(&slow), "dim {dim}");
+        }
+    }
+
+    #[test]
+    fn scaled_once_per_bag_equals_a_scaled_add_per_token_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let bits = |g: &RowSparseGrad| g.to_dense().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        // 32: scaled on the stack; 130: wider than the stack buffer, scaled per token.
+        for dim in [32, MAX_SCALED_WIDTH + 2] {
+            let pool = TokenBag::new(30, dim, &mut rng);
+            let rows: Vec<Vec<u32>> =
+                (0..25).map(|b| (0..b % 7).map(|t| ((b * 13 + t * 7) % 30) as u32).collect()).collect();
+            let input = bags(&rows.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            let mut cache = TokenBagCache::default();
+            pool.forward(&input, &mut cache, Array2::zeros((25, dim)).view_mut());
+            let dy = projection((25, dim), &mut rng);
+            let mut reference = RowSparseGrad::new(30, dim);
+            for (row, dy_row) in rows.iter().zip(dy.rows()) {
+                let count = row.iter().filter(|&&id| id != 0).count();
+                for &id in row.iter().filter(|&&id| id != 0) {
+                    reference.add_row_scaled(id, dy_row, 1.0 / count as f32);
+                }
+            }
+            let mut fast = RowSparseGrad::new(30, dim);
+            pool.backward(&cache, dy.view(), &mut fast);
+            assert_eq!(bits(&fast), bits(&reference), "dim {dim}");
+            // A column-major `dy` (rows not contiguous) takes the per-token path.
+            let mut column_major = Array2::zeros((25, dim).f());
+            column_major.assign(&dy);
+            let mut strided = RowSparseGrad::new(30, dim);
+            pool.backward(&cache, column_major.view(), &mut strided);
+            assert_eq!(bits(&strided), bits(&reference), "dim {dim}, strided dy");
+            // And a column-major output (rows not contiguous) gets the same means.
+            let (mut standard, mut strided_out) = (Array2::zeros((25, dim)), Array2::zeros((25, dim).f()));
+            pool.forward(&input, &mut cache, standard.view_mut());
+            pool.forward(&input, &mut cache, strided_out.view_mut());
+            assert_eq!(standard, strided_out, "dim {dim}, strided output");
         }
     }
 

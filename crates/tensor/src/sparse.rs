@@ -48,6 +48,20 @@ impl RowSparseGrad {
         }
     }
 
+    /// Adds `grad` to row `row`: [`Self::add_row`] for a contiguous row, inlined into the
+    /// caller's loop.
+    ///
+    /// # Panics
+    /// If `row` is outside the table or `grad` has the wrong width.
+    #[track_caller]
+    #[inline]
+    pub fn add_slice(&mut self, row: u32, grad: &[f32]) {
+        assert_eq!(grad.len(), self.dim, "RowSparseGrad::add_slice: width {} != {}", grad.len(), self.dim);
+        let slot = self.slot_mut(row);
+        let values = &mut self.values[slot * self.dim..(slot + 1) * self.dim];
+        values.iter_mut().zip(grad).for_each(|(v, g)| *v += g);
+    }
+
     /// Adds `scale · grad` to row `row` (for pooling, where each token gets `dy / len`).
     #[track_caller]
     pub fn add_row_scaled(&mut self, row: u32, grad: ArrayView1<'_, f32>, scale: f32) {
@@ -153,6 +167,11 @@ mod tests {
             let mut r = dense.row_mut(*row as usize);
             r += g;
         }
+        let mut by_slice = RowSparseGrad::new(5, 2);
+        for (row, g) in &updates {
+            by_slice.add_slice(*row, g.as_slice().unwrap());
+        }
+        assert_eq!(by_slice, grad, "add_slice is add_row for a contiguous row");
         assert_eq!(grad.rows(), [1, 3]);
         assert_eq!(grad.row_grad(0), [4.0, 6.0]);
         assert_eq!(grad.to_dense(), dense);
@@ -161,6 +180,11 @@ mod tests {
             grad.prefetch_slot(row);
             grad.prefetch_values(row);
         }
+        let mut by_slice = RowSparseGrad::new(5, 2);
+        for (row, g) in &updates {
+            by_slice.add_slice(*row, g.as_slice().unwrap());
+        }
+        assert_eq!(by_slice, grad, "add_slice is add_row for a contiguous row");
         assert_eq!(grad.rows(), [1, 3]);
         assert_eq!(grad.to_dense(), dense);
         grad.zero();
