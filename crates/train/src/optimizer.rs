@@ -16,8 +16,9 @@ pub struct ModelOptState {
     candidate: TowerState,
 }
 
+/// The accumulators of one tower.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct TowerState {
+pub(crate) struct TowerState {
     /// Per input: the table's accumulator (`None` for inputs without a table).
     inputs: Vec<Option<AdagradState<Ix2>>>,
     head: HeadState,
@@ -75,6 +76,12 @@ impl ModelOptState {
         tower_fits(&self.query, &model.query) && tower_fits(&self.candidate, &model.candidate)
     }
 
+    /// The query tower's state and the candidate tower's, to step each tower on its own
+    /// thread as soon as its gradients are complete.
+    pub(crate) fn towers_mut(&mut self) -> (&mut TowerState, &mut TowerState) {
+        (&mut self.query, &mut self.candidate)
+    }
+
     /// One Adagrad step on every parameter (the two towers concurrently).
     pub fn step(
         &mut self,
@@ -100,7 +107,8 @@ impl TowerState {
         }
     }
 
-    fn step(&mut self, adagrad: &Adagrad, tower: &mut Tower, grads: &TowerGrads) {
+    /// One Adagrad step on every parameter of `tower`.
+    pub(crate) fn step(&mut self, adagrad: &Adagrad, tower: &mut Tower, grads: &TowerGrads) {
         assert_eq!(self.inputs.len(), tower.inputs.len(), "optimizer state for another tower");
         for ((input, grad), state) in tower.inputs.iter_mut().zip(&grads.inputs).zip(&mut self.inputs) {
             match (input.table_mut(), grad, state) {
