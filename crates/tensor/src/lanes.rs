@@ -21,7 +21,7 @@
 //! nothing is packed: a tile of `MR` rows of `out` × 16 columns lives in 12 registers, each step
 //! of `k` broadcasts `MR` values of `A` and loads 16 values of `B`.
 //!
-//! **Kernels.** x86-64 CPUs with AVX-512F run 24-register tiles (12 × 32, 8 × 48 or 24 × 16);
+//! **Kernels.** x86-64 CPUs with AVX-512F run 24-register tiles (6 × 64, 12 × 32, 8 × 48 or 24 × 16);
 //! others with AVX2 and FMA run `MR = 6` rows of two 8-lane accumulators; the rest run the AVX2
 //! tiling in portable Rust. The AVX-512 and AVX2 kernels give the same bits (tested). The order of
 //! the additions is the same in both: for each output element, `k` in increasing order within
@@ -462,7 +462,7 @@ mod avx2 {
 #[allow(unsafe_code)]
 mod avx512 {
     //! The AVX-512 tiles, for widths that are multiples of 16: `R` rows × `16·C` columns in
-    //! `R·C` zmm accumulators, 24 of the 32 registers (12 × 32, 8 × 48 or 24 × 16), so each step
+    //! `R·C` zmm accumulators, 24 of the 32 registers (6 × 64, 12 × 32, 8 × 48 or 24 × 16), so each step
     //! of `k` loads `C` registers of `B` and broadcasts `R` values of `A` for 24 fused
     //! multiply-adds, against 12 in the AVX2 tile. Each element's sum runs over `k` in the same
     //! order and chunks as in the AVX2 tile, with the same fused multiply-adds, so the two
@@ -477,9 +477,10 @@ mod avx512 {
     /// Columns of one register.
     pub(super) const LANES: usize = 16;
 
-    /// Every tile of `out`: all columns in 32-wide tiles when the width is a multiple of 32,
-    /// else a 48-wide block (8-row tiles; the fused step's blocks of 48 queries) followed by
-    /// 32-wide ones, or a 16-wide block when only 16 columns remain.
+    /// Every tile of `out`: all columns in 64-wide tiles (6 rows) when the width is a multiple
+    /// of 64, else in 32-wide tiles (12 rows) when it is a multiple of 32, else a 48-wide block
+    /// (8-row tiles; the fused step's blocks of 48 queries) followed by 64- or 32-wide ones, or
+    /// a 16-wide block when only 16 columns remain.
     ///
     /// # Safety
     /// The CPU supports AVX-512F, `op.w % 16 == 0`, and `op` describes in-bounds views.
@@ -498,14 +499,22 @@ mod avx512 {
                 }
             }
             if col0 < op.w {
-                block::<12, 2>(op, col0, op.w);
+                if (op.w - col0).is_multiple_of(4 * LANES) {
+                    // Six broadcasts and four loads per 24 multiply-adds, against twelve and two
+                    // in the 32-wide tile: a dense layer of 64 outputs ran its forward product
+                    // 9 % faster on Zen 5 (RESULTS.md, issue 12, seventh round).
+                    block::<6, 4>(op, col0, op.w);
+                } else {
+                    block::<12, 2>(op, col0, op.w);
+                }
             }
         }
     }
 
     /// The tiles of columns `cols_start..cols_end` (a multiple of `16·C` wide), row tile by row
     /// tile, each left to right (the row-major `B` is then streamed in order): full `MR`-row
-    /// tiles, then the remaining rows in tiles of 16, 8, 4, 2 and 1.
+    /// tiles, then the remaining rows in tiles of 16, 8, 4, 2 and 1 (those below `MR` only, so
+    /// that no tile needs more registers than the full one).
     #[target_feature(enable = "avx512f")]
     unsafe fn block<const MR: usize, const C: usize>(op: &Operands<'_>, cols_start: usize, cols_end: usize) {
         let mut row0 = 0;
@@ -516,23 +525,23 @@ mod avx512 {
                 row_of_tiles::<MR, C>(op, row0, cols_start, cols_end);
                 row0 += MR;
             }
-            if op.m - row0 >= 16 {
+            if MR > 16 && op.m - row0 >= 16 {
                 row_of_tiles::<16, C>(op, row0, cols_start, cols_end);
                 row0 += 16;
             }
-            if op.m - row0 >= 8 {
+            if MR > 8 && op.m - row0 >= 8 {
                 row_of_tiles::<8, C>(op, row0, cols_start, cols_end);
                 row0 += 8;
             }
-            if op.m - row0 >= 4 {
+            if MR > 4 && op.m - row0 >= 4 {
                 row_of_tiles::<4, C>(op, row0, cols_start, cols_end);
                 row0 += 4;
             }
-            if op.m - row0 >= 2 {
+            if MR > 2 && op.m - row0 >= 2 {
                 row_of_tiles::<2, C>(op, row0, cols_start, cols_end);
                 row0 += 2;
             }
-            if op.m - row0 >= 1 {
+            if MR > 1 && op.m - row0 >= 1 {
                 row_of_tiles::<1, C>(op, row0, cols_start, cols_end);
             }
         }
@@ -700,8 +709,11 @@ mod tests {
             return;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(23);
-        // Every column plan (32s, one 48, 48 then 32, 16 alone) and every remainder tile size.
-        for (m, k, w) in [(2050, 32, 48), (65, 600, 64), (31, 65, 80), (23, 40, 16), (12, 7, 112)] {
+        // Every column plan (64s, 32s, one 48, 48 then 32, 48 then 64, 16 alone) and every
+        // remainder tile size.
+        let shapes =
+            [(2050, 32, 48), (65, 600, 64), (31, 65, 80), (23, 40, 16), (12, 7, 112), (9, 300, 128), (14, 17, 96)];
+        for (m, k, w) in shapes {
             let (a, b) = (uniform((k, m), 1.0, &mut rng), uniform((k, w), 1.0, &mut rng));
             let (mut wide, mut narrow) = (Array2::from_elem((m, w), 0.5f32), Array2::from_elem((m, w), 0.5f32));
             for (out, kernel) in [(&mut wide, 512), (&mut narrow, 2)] {
