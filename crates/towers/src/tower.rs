@@ -32,6 +32,8 @@ pub struct Tower {
 /// What backward needs, in reusable buffers.
 #[derive(Debug, Clone, Default)]
 pub struct TowerCache {
+    /// The concatenated inputs, `(B, Σ widths)`: the head reads them here in both passes, without
+    /// a copy of its own.
     features: Buffer,
     inputs: Vec<InputCache>,
     head: HeadCache,
