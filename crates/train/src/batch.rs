@@ -180,10 +180,10 @@ impl BatchColumns {
     /// (per identity) feeds the logQ correction.
     pub fn fill(&mut self, data: &Encoded, rows: &[usize], extra: &[u32], candidate_probability: Option<&[f32]>) {
         // The two sides on two threads: at scale (tables far larger than the caches) each side's
-        // gathers wait on memory for as long as a tower's forward pass.
+        // gathers wait on memory for as long as a tower's forward pass. The candidate side runs on
+        // the calling worker, where its tower runs next (see `Trainer::step`).
         let Self { query, candidate, candidate_rows, candidate_ids, probabilities } = self;
         rayon::join(
-            || gather_inputs(&data.query, rows.iter().copied(), query),
             || {
                 candidate_rows.clear();
                 candidate_rows.extend(rows.iter().map(|&r| data.candidate_row[r]));
@@ -196,6 +196,7 @@ impl BatchColumns {
                     probabilities.extend(candidate_ids.iter().map(|&t| p[t as usize]));
                 }
             },
+            || gather_inputs(&data.query, rows.iter().copied(), query),
         );
     }
 
