@@ -272,7 +272,7 @@ impl Trainer {
         let model = &self.model;
         // The candidate tower on the calling worker, in both passes: the loss sums its `dC` halves
         // there, so the candidate backward pass reads `dC` from its own core's cache (criterion
-        // `train_step`, three alternating rounds: 1–8 % faster on AVX-512; RESULTS.md, seventh round).
+        // `train_step`, three alternating rounds: 0.4–8 % faster on AVX-512; RESULTS.md, seventh round).
         let (candidates, queries) = rayon::join(
             || with_views(&columns.candidate, |batch| model.candidate.forward(batch, candidate_cache)),
             || with_views(&columns.query, |batch| model.query.forward(batch, query_cache)),
