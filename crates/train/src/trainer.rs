@@ -521,3 +521,54 @@ fn backward_then_update(
     state.step(adagrad, tower, grads);
     started.elapsed().as_secs_f64()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::SyntheticSpec;
+    use crate::Experiment;
+
+    /// Each tower's update runs on its thread right after its backward pass, and the candidate
+    /// side on the calling worker: the same bits as both backward passes, then one optimizer
+    /// step, all on one thread.
+    #[test]
+    fn a_step_equals_both_backward_passes_then_the_optimizer_step() {
+        let config = crate::TrainConfig { batch_size: 256, ..Experiment::Deep2.config(3) };
+        let spec = SyntheticSpec { n_ratings: 4000, ..SyntheticSpec::MOVIELENS_100K };
+        let synthetic = spec.prepare(3, &config);
+        let mut trainer = Trainer::new(config.validate().expect("valid"), synthetic.model.clone());
+        let (mut model, mut opt_state) = (trainer.model.clone(), trainer.opt_state.clone());
+        let initial = model.clone();
+        let (data, rows) = (&synthetic.encoded, &synthetic.split.train[..256]);
+        let mut grads = trainer.new_grads();
+        trainer.step(data, rows, None, &mut grads);
+
+        let mut columns = BatchColumns::default();
+        columns.fill(data, rows, &[], None);
+        let (mut query_cache, mut candidate_cache) = (TowerCache::default(), TowerCache::default());
+        let queries = with_views(&columns.query, |batch| model.query.forward(batch, &mut query_cache)).to_owned();
+        let candidates =
+            with_views(&columns.candidate, |batch| model.candidate.forward(batch, &mut candidate_cache)).to_owned();
+        let mut loss = InBatchSoftmax::default();
+        let batch = Batch::new(queries.view(), candidates.view());
+        assert!(!trainer.config.remove_accidental_hits && trainer.config.mixed_negatives.is_none());
+        loss.compute(
+            &batch,
+            &LossConfig {
+                temperature: trainer.config.temperature,
+                num_hard_negatives: trainer.config.num_hard_negatives,
+            },
+        );
+        let (mut query_grads, mut candidate_grads) =
+            (TowerGrads::zeros_like(&model.query), TowerGrads::zeros_like(&model.candidate));
+        model.query.backward(&mut query_cache, loss.query_grad(), &mut query_grads);
+        model.candidate.backward(&mut candidate_cache, loss.candidate_grad(), &mut candidate_grads);
+        opt_state.step(&trainer.adagrad, &mut model, &query_grads, &candidate_grads);
+
+        assert!(model != initial, "the step moved the weights");
+        assert_eq!(trainer.model, model, "weights");
+        assert_eq!(trainer.opt_state, opt_state, "Adagrad accumulators");
+        assert_eq!(grads.0, query_grads, "query gradients");
+        assert_eq!(grads.1, candidate_grads, "candidate gradients");
+    }
+}
