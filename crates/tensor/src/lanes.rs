@@ -774,10 +774,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn row_bias_equals_the_product_then_the_bias_bit_for_bit() {
-        let mut rng = ChaCha8Rng::seed_from_u64(24);
-        let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    /// The kernels [`run_kernel`] can run here: the portable one, then AVX2 and AVX-512 where
+    /// the CPU has them.
+    fn kernels_on_this_cpu() -> Vec<&'static str> {
         let mut kernels = vec!["portable"];
         #[cfg(target_arch = "x86_64")]
         {
@@ -788,6 +787,14 @@ mod tests {
                 kernels.push("avx512");
             }
         }
+        kernels
+    }
+
+    #[test]
+    fn row_bias_equals_the_product_then_the_bias_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(24);
+        let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let kernels = kernels_on_this_cpu();
         for (m, k, w) in [(2050, 32, 48), (37, 65, 32), (13, 300, 16), (5, 0, 16)] {
             let (a, b) = (uniform((m, k), 1.0, &mut rng), uniform((k, w), 1.0, &mut rng));
             let bias = uniform((1, m), 3.0, &mut rng).row(0).to_vec();
@@ -819,16 +826,7 @@ mod tests {
     fn column_bias_and_relu_equal_the_product_then_the_pass_bit_for_bit() {
         let mut rng = ChaCha8Rng::seed_from_u64(25);
         let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        let mut kernels = vec!["portable"];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if avx2_fma() {
-                kernels.push("avx2");
-            }
-            if avx512() {
-                kernels.push("avx512");
-            }
-        }
+        let kernels = kernels_on_this_cpu();
         for (m, k, w) in [(2050, 65, 64), (37, 64, 32), (13, 300, 48), (7, 3, 16), (5, 0, 16)] {
             let (mut a, b) = (uniform((m, k), 1.0, &mut rng), uniform((k, w), 1.0, &mut rng));
             if k > 0 {

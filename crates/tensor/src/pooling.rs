@@ -158,6 +158,8 @@ impl TokenBag {
     pub fn backward(&self, cache: &TokenBagCache, dy: ArrayView2<'_, f32>, grads: &mut RowSparseGrad) {
         assert_eq!(dy.dim(), (cache.bags.len(), self.dim()), "TokenBag::backward: dy {:?}", dy.dim());
         let all_ids = &cache.bags.ids;
+        // One buffer for every bag's scaled row, overwritten (not zeroed) per bag.
+        let mut scaled_buffer = [0f32; MAX_SCALED_WIDTH];
         for (b, dy_row) in dy.rows().into_iter().enumerate() {
             let span = cache.bags.offsets[b]..cache.bags.offsets[b + 1];
             let count = all_ids[span.clone()].iter().filter(|&&id| id != 0).count();
@@ -167,10 +169,9 @@ impl TokenBag {
             let scale = 1.0 / count as f32;
             // `scale · dy[b]` once per bag (the same products `add_row_scaled` forms per token),
             // then a plain add per token.
-            let mut scaled = [0f32; MAX_SCALED_WIDTH];
             let scaled = match dy_row.as_slice() {
                 Some(dy_row) if dy_row.len() <= MAX_SCALED_WIDTH => {
-                    let scaled = &mut scaled[..dy_row.len()];
+                    let scaled = &mut scaled_buffer[..dy_row.len()];
                     scaled.iter_mut().zip(dy_row).for_each(|(s, &d)| *s = scale * d);
                     Some(&*scaled)
                 }
