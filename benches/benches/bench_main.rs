@@ -12,8 +12,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
 use rand::SeedableRng;
-use retrieval::{exp_columns, exp_row, Batch, InBatchSoftmax, LossConfig, SoftmaxKernel};
-use tensor::lanes::lane_gemm;
+use retrieval::{exp_columns, exp_columns_with_max, exp_row, Batch, InBatchSoftmax, LossConfig, SoftmaxKernel};
+use tensor::lanes::{lane_gemm, lane_gemm_column_max};
 
 /// (name, m, k, n) of `A (m×k) · B (k×n)`.
 const GEMM_SHAPES: [(&str, usize, usize, usize); 4] = [
@@ -98,6 +98,40 @@ fn block_products(c: &mut Criterion) {
     let mut dcandidate = Array2::<f32>::zeros((2048, 32));
     group.bench_function("dcandidate_Et_Q_2048x48x32_accumulate", |bench| {
         bench.iter(|| lane_gemm(black_box(logits_t.view()), scaled_queries.view(), 1.0, &mut dcandidate.view_mut()))
+    });
+    group.finish();
+}
+
+/// The first half of a fused block, one thread: the logits `Eᵀ = C·Qᵀ` of 48 queries against
+/// 2048 candidates, then their column softmax (`exp(v − max)` and sums), with the maxima found
+/// by a pass of their own (`exp_columns`) or in the product's epilogue
+/// (`lane_gemm_column_max`, then `exp_columns_with_max`). Same bits either way; one element is
+/// one FLOP of the product.
+fn block_logits_softmax(c: &mut Criterion) {
+    let (candidates, queries_t) = (random_matrix((2048, 32), 20), random_matrix((32, 48), 21) * 0.3);
+    let mut group = c.benchmark_group("block_logits_softmax");
+    group.throughput(Throughput::Elements(2 * 2048 * 48 * 32));
+    let mut logits = Array2::<f32>::zeros((2048, 48));
+    let (mut max, mut sum) = (vec![0.0; 48], vec![0.0; 48]);
+    group.bench_function("product_then_max_pass_2048x32x48", |bench| {
+        bench.iter(|| {
+            lane_gemm(black_box(candidates.view()), queries_t.view(), 0.0, &mut logits.view_mut());
+            exp_columns(logits.as_slice_mut().expect("contiguous"), 48, &mut max, &mut sum);
+            black_box(sum[0])
+        })
+    });
+    group.bench_function("max_in_product_epilogue_2048x32x48", |bench| {
+        bench.iter(|| {
+            lane_gemm_column_max(
+                black_box(candidates.view()),
+                queries_t.view(),
+                None,
+                &mut max,
+                &mut logits.view_mut(),
+            );
+            exp_columns_with_max(logits.as_slice_mut().expect("contiguous"), 48, &max, &mut sum);
+            black_box(sum[0])
+        })
     });
     group.finish();
 }
@@ -310,6 +344,7 @@ criterion_group!(
     gemm,
     softmax,
     block_products,
+    block_logits_softmax,
     dense_layers,
     towers,
     scattered_rows,

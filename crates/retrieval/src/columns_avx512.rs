@@ -18,7 +18,7 @@ use std::arch::x86_64::{
     _CMP_NLT_UQ,
 };
 
-use crate::softmax::{EXP_POLY, EXP_UNDERFLOW, LN2_HI, LN2_LO, ROUNDER, SUM_CHUNK_ROWS};
+use crate::softmax::{ColumnMax, EXP_POLY, EXP_UNDERFLOW, LN2_HI, LN2_LO, ROUNDER, SUM_CHUNK_ROWS};
 
 /// Lanes of one register.
 pub(crate) const LANES: usize = 16;
@@ -46,10 +46,10 @@ fn exp16(x: __m512) -> __m512 {
 }
 
 /// # Safety
-/// The CPU supports AVX-512F; `width % 16 == 0`, `block.len() % width == 0`, and `max`, `sum`
-/// are `width` long.
+/// The CPU supports AVX-512F; `width % 16 == 0`, `block.len() % width == 0`, and the maxima and
+/// `sum` are `width` long.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn exp_columns(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [f32]) {
+pub(crate) unsafe fn exp_columns(block: &mut [f32], width: usize, max: ColumnMax<'_>, sum: &mut [f32]) {
     // Three registers of columns per pass when the width allows (one pass over a 48-wide
     // block), else two, else one.
     // SAFETY: forwarded from the caller.
@@ -64,23 +64,36 @@ pub(crate) unsafe fn exp_columns(block: &mut [f32], width: usize, max: &mut [f32
     }
 }
 
-/// Columns in groups of `16·G`: the max down each group, then its exponentials and sums.
+/// Columns in groups of `16·G`: the max down each group (unless given), then its exponentials
+/// and sums.
 ///
 /// # Safety
 /// As [`exp_columns`], and `width % (16·G) == 0`.
 #[target_feature(enable = "avx512f")]
-unsafe fn column_groups<const G: usize>(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [f32]) {
+unsafe fn column_groups<const G: usize>(block: &mut [f32], width: usize, mut max: ColumnMax<'_>, sum: &mut [f32]) {
     let rows = block.len() / width;
     let data = block.as_mut_ptr();
     for column in (0..width).step_by(LANES * G) {
         // SAFETY (whole loop): row < rows and column + 16·G ≤ width, so every access is inside
-        // `block`, `max` or `sum`.
+        // `block`, the maxima or `sum`.
         unsafe {
             let mut column_max = [_mm512_set1_ps(f32::NEG_INFINITY); G];
-            for row in 0..rows {
-                let at = data.add(row * width + column);
-                for (g, m) in column_max.iter_mut().enumerate() {
-                    *m = _mm512_max_ps(*m, _mm512_loadu_ps(at.add(LANES * g)));
+            match &mut max {
+                ColumnMax::Find(max) => {
+                    for row in 0..rows {
+                        let at = data.add(row * width + column);
+                        for (g, m) in column_max.iter_mut().enumerate() {
+                            *m = _mm512_max_ps(*m, _mm512_loadu_ps(at.add(LANES * g)));
+                        }
+                    }
+                    for (g, m) in column_max.iter().enumerate() {
+                        _mm512_storeu_ps(max.as_mut_ptr().add(column + LANES * g), *m);
+                    }
+                }
+                ColumnMax::Given(max) => {
+                    for (g, m) in column_max.iter_mut().enumerate() {
+                        *m = _mm512_loadu_ps(max.as_ptr().add(column + LANES * g));
+                    }
                 }
             }
             let mut total = [_mm512_setzero_ps(); G];
@@ -99,7 +112,6 @@ unsafe fn column_groups<const G: usize>(block: &mut [f32], width: usize, max: &m
                 }
             }
             for g in 0..G {
-                _mm512_storeu_ps(max.as_mut_ptr().add(column + LANES * g), column_max[g]);
                 _mm512_storeu_ps(sum.as_mut_ptr().add(column + LANES * g), total[g]);
             }
         }
@@ -132,8 +144,8 @@ mod tests {
             let (mut avx2, mut max2, mut sum2) = (block, vec![0.0; width], vec![0.0; width]);
             // SAFETY: both feature sets were detected above; the shapes are consistent.
             unsafe {
-                exp_columns(&mut ours, width, &mut max, &mut sum);
-                crate::softmax::columns_avx2::exp_columns(&mut avx2, width, &mut max2, &mut sum2);
+                exp_columns(&mut ours, width, ColumnMax::Find(&mut max), &mut sum);
+                crate::softmax::columns_avx2::exp_columns(&mut avx2, width, ColumnMax::Find(&mut max2), &mut sum2);
             }
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&ours), bits(&avx2), "width {width}: values");

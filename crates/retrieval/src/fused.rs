@@ -5,9 +5,9 @@
 //! so that one query's logits form one column:
 //!
 //! ```text
-//! Eᵀ  = C · (Q_b / T)ᵀ + bias_j (logQ)        (N, r)   lane_gemm(_row_bias)
-//! Eᵀ += MIN_FLOAT (accidental hits)
-//! Eᵀ  = exp(Eᵀ − max per column), sums s_i   (N, r)   exp_columns
+//! Eᵀ  = C · (Q_b / T)ᵀ + bias_j (logQ)        (N, r)   lane_gemm_column_max (max per column)
+//! Eᵀ += MIN_FLOAT (accidental hits)                    then exp_columns finds the max instead
+//! Eᵀ  = exp(Eᵀ − max per column), sums s_i   (N, r)   exp_columns_with_max
 //! loss_i = w_i · (max_i + ln s_i − S_ii)
 //! a_i = w_i / (T · s_i)
 //! dQ_b += diag(a) · (Eᵀ)ᵀ · C                (r, d)   lane_gemm
@@ -20,11 +20,11 @@
 //! positive terms are added by the caller, as on the GEMM path.
 
 use ndarray::{s, ArrayView2, ArrayViewMut2};
-use tensor::lanes::{lane_gemm, lane_gemm_row_bias, LANES};
+use tensor::lanes::{lane_gemm, lane_gemm_column_max, lane_gemm_row_bias, LANES};
 use tensor::Buffer;
 
 use crate::loss::{AccidentalHits, Batch, MIN_FLOAT};
-use crate::softmax::exp_columns;
+use crate::softmax::{exp_columns, exp_columns_with_max};
 
 /// Queries per block at most: a multiple of 16 whose candidate-major block of a
 /// 2048-candidate batch (384 KiB), with `C` and this half's `dC` (256 KiB each at d = 32),
@@ -119,13 +119,29 @@ impl FusedHalf {
             }
         }
         self.logits_t.reshape(n_candidates, padded_rows);
-        // The logQ bias of candidate j is added to row j as the product's tiles are stored.
-        match shared.log_q {
-            Some(log_q) => {
-                lane_gemm_row_bias(shared.candidates, self.queries_t.view(), log_q, &mut self.logits_t.view_mut())
+        self.max.resize(padded_rows, 0.0);
+        self.sum.resize(padded_rows, 0.0);
+        // The logQ bias of candidate j is added to row j as the product's tiles are stored, and
+        // each column's max is found there too unless accidental hits will change the logits.
+        let maxima_known = match batch.accidental_hits {
+            AccidentalHits::Keep => {
+                let (candidates, queries_t) = (shared.candidates, self.queries_t.view());
+                lane_gemm_column_max(candidates, queries_t, shared.log_q, &mut self.max, &mut self.logits_t.view_mut());
+                true
             }
-            None => lane_gemm(shared.candidates, self.queries_t.view(), 0.0, &mut self.logits_t.view_mut()),
-        }
+            AccidentalHits::Remove { .. } => {
+                match shared.log_q {
+                    Some(log_q) => lane_gemm_row_bias(
+                        shared.candidates,
+                        self.queries_t.view(),
+                        log_q,
+                        &mut self.logits_t.view_mut(),
+                    ),
+                    None => lane_gemm(shared.candidates, self.queries_t.view(), 0.0, &mut self.logits_t.view_mut()),
+                }
+                false
+            }
+        };
 
         let logits = self.logits_t.as_slice_mut();
         if let AccidentalHits::Remove { candidate_ids } = batch.accidental_hits {
@@ -140,9 +156,11 @@ impl FusedHalf {
         }
         self.positive.clear();
         self.positive.extend((0..rows).map(|i| logits[(block.start + i) * padded_rows + i]));
-        self.max.resize(padded_rows, 0.0);
-        self.sum.resize(padded_rows, 0.0);
-        exp_columns(logits, padded_rows, &mut self.max, &mut self.sum);
+        if maxima_known {
+            exp_columns_with_max(logits, padded_rows, &self.max, &mut self.sum);
+        } else {
+            exp_columns(logits, padded_rows, &mut self.max, &mut self.sum);
+        }
         for (i, (loss, scale)) in losses.iter_mut().zip(scales.iter_mut()).enumerate() {
             let weight = batch.sample_weight.map_or(1.0, |w| w[block.start + i]);
             let logsumexp = f64::from(self.max[i]) + f64::from(self.sum[i]).ln();

@@ -41,4 +41,4 @@ mod softmax;
 
 pub use frequency::StreamingFrequency;
 pub use loss::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, SoftmaxKernel, MIN_FLOAT};
-pub use softmax::{exp_columns, exp_row, fast_exp, RowExp};
+pub use softmax::{exp_columns, exp_columns_with_max, exp_row, fast_exp, RowExp};

@@ -139,11 +139,48 @@ fn exp_row_kernel(s: &mut [f32]) -> RowExp {
 /// If `block.len()` is not a multiple of `width` or `max`/`sum` are not `width` long.
 #[track_caller]
 pub fn exp_columns(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [f32]) {
+    dispatch_columns(block, width, ColumnMax::Find(max), sum);
+}
+
+/// [`exp_columns`] with each column's max already known (`max`, `(width)`), as
+/// [`tensor::lanes::lane_gemm_column_max`] finds them while it writes the block: the pass that
+/// looks for them is skipped, and the values and sums have the bits `exp_columns` gives when
+/// its max pass finds the same maxima (on AVX2 and AVX-512, whose pass takes them as `maxps`
+/// does).
+///
+/// # Panics
+/// As [`exp_columns`].
+#[track_caller]
+pub fn exp_columns_with_max(block: &mut [f32], width: usize, max: &[f32], sum: &mut [f32]) {
+    dispatch_columns(block, width, ColumnMax::Given(max), sum);
+}
+
+/// Where the column kernels take each column's max from.
+pub(crate) enum ColumnMax<'a> {
+    /// Found by a pass down the block, and written here.
+    Find(&'a mut [f32]),
+    /// Known already.
+    Given(&'a [f32]),
+}
+
+impl ColumnMax<'_> {
+    /// The maxima, once found.
+    fn values(&self) -> &[f32] {
+        match self {
+            ColumnMax::Find(max) => max,
+            ColumnMax::Given(max) => max,
+        }
+    }
+}
+
+/// Checks the shapes and runs the column kernel this CPU has.
+#[track_caller]
+fn dispatch_columns(block: &mut [f32], width: usize, max: ColumnMax<'_>, sum: &mut [f32]) {
     assert!(width > 0 && block.len().is_multiple_of(width), "exp_columns: {} values in rows of {width}", block.len());
     assert!(
-        max.len() == width && sum.len() == width,
+        max.values().len() == width && sum.len() == width,
         "exp_columns: {} maxima, {} sums for {width} columns",
-        max.len(),
+        max.values().len(),
         sum.len()
     );
     #[cfg(target_arch = "x86_64")]
@@ -165,13 +202,16 @@ pub fn exp_columns(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [
 }
 
 #[inline(always)]
-fn exp_columns_kernel(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [f32]) {
-    max.fill(f32::NEG_INFINITY);
-    for row in block.chunks_exact(width) {
-        for (m, &v) in max.iter_mut().zip(row) {
-            *m = if v > *m { v } else { *m };
+fn exp_columns_kernel(block: &mut [f32], width: usize, mut max: ColumnMax<'_>, sum: &mut [f32]) {
+    if let ColumnMax::Find(max) = &mut max {
+        max.fill(f32::NEG_INFINITY);
+        for row in block.chunks_exact(width) {
+            for (m, &v) in max.iter_mut().zip(row) {
+                *m = if v > *m { v } else { *m };
+            }
         }
     }
+    let max = max.values();
     // Sixteen columns at a time, down every row: fixed-size arrays that compile to vector code.
     let rows = block.len() / width;
     for first in (0..width).step_by(COLUMN_LANES) {
@@ -212,7 +252,7 @@ pub(crate) mod columns_avx2 {
         _mm256_setzero_ps, _mm256_slli_epi32, _mm256_storeu_ps, _mm256_sub_ps, _CMP_LT_OQ,
     };
 
-    use super::{EXP_POLY, EXP_UNDERFLOW, LN2_HI, LN2_LO, ROUNDER, SUM_CHUNK_ROWS};
+    use super::{ColumnMax, EXP_POLY, EXP_UNDERFLOW, LN2_HI, LN2_LO, ROUNDER, SUM_CHUNK_ROWS};
 
     /// [`super::fast_exp`] on eight lanes, with fused multiply-adds, for inputs `x ≤ 0` (or NaN):
     /// the inputs are `s − max`, so the scalar form's upper clamp never binds and is left out.
@@ -246,10 +286,10 @@ pub(crate) mod columns_avx2 {
     }
 
     /// # Safety
-    /// The CPU supports AVX2 and FMA; `width % 8 == 0`, `block.len() % width == 0`, and `max`,
-    /// `sum` are `width` long.
+    /// The CPU supports AVX2 and FMA; `width % 8 == 0`, `block.len() % width == 0`, and the
+    /// maxima and `sum` are `width` long.
     #[target_feature(enable = "avx2,fma")]
-    pub(crate) unsafe fn exp_columns(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [f32]) {
+    pub(crate) unsafe fn exp_columns(block: &mut [f32], width: usize, max: ColumnMax<'_>, sum: &mut [f32]) {
         // Whole rows of the fused step's blocks (48 or 32 columns) per pass, so that each pass
         // reads the block in order (faster on Zen 5 than passes of one to three registers down
         // the columns: RESULTS.md, issue 12, fourth round). Else two registers, else one.
@@ -267,8 +307,8 @@ pub(crate) mod columns_avx2 {
         }
     }
 
-    /// Columns in groups of `8·G`, three passes down each group: the max, the exponentials in
-    /// place, the sums.
+    /// Columns in groups of `8·G`, three passes down each group: the max (unless given), the
+    /// exponentials in place, the sums.
     ///
     /// Three passes rather than one, each its own function: sixteen registers cannot hold six
     /// running maxima or sums beside the exponential's eleven constants and temporaries, and
@@ -280,16 +320,18 @@ pub(crate) mod columns_avx2 {
     /// # Safety
     /// As [`exp_columns`], and `width % (8·G) == 0`.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn column_groups<const G: usize>(block: &mut [f32], width: usize, max: &mut [f32], sum: &mut [f32]) {
+    unsafe fn column_groups<const G: usize>(block: &mut [f32], width: usize, mut max: ColumnMax<'_>, sum: &mut [f32]) {
         let rows = block.len() / width;
         let data = block.as_mut_ptr();
         for column in (0..width).step_by(8 * G) {
             // SAFETY: row < rows and column + 8·G ≤ width in every pass, so every access is
-            // inside `block`, `max` or `sum`.
+            // inside `block`, the maxima or `sum`.
             unsafe {
                 let group = Group { data, rows, width, column };
-                group_max::<G>(&group, max.as_mut_ptr().add(column));
-                group_exp::<G>(&group, max.as_ptr().add(column));
+                if let ColumnMax::Find(max) = &mut max {
+                    group_max::<G>(&group, max.as_mut_ptr().add(column));
+                }
+                group_exp::<G>(&group, max.values().as_ptr().add(column));
                 group_sums::<G>(&group, sum.as_mut_ptr().add(column));
             }
         }
@@ -434,7 +476,7 @@ mod tests {
             exp_columns(&mut columns, width, &mut max, &mut sum);
             let (mut portable, mut max_portable, mut sum_portable) =
                 (block.clone(), vec![0.0; width], vec![0.0; width]);
-            exp_columns_kernel(&mut portable, width, &mut max_portable, &mut sum_portable);
+            exp_columns_kernel(&mut portable, width, ColumnMax::Find(&mut max_portable), &mut sum_portable);
             let close = |a: f32, b: f32| (a - b).abs() <= 4e-7 * b.abs().max(f32::MIN_POSITIVE);
             assert!(columns.iter().zip(&portable).all(|(&x, &y)| close(x, y)), "width {width}: kernels differ");
             assert_eq!(max, max_portable, "width {width}");
@@ -453,6 +495,39 @@ mod tests {
                     assert_eq!(portable[j * width + i], row[j], "width {width}, column {i}, row {j}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn given_maxima_give_the_bits_of_the_max_pass() {
+        // Widths every kernel takes (AVX-512 groups of one to three registers, AVX2 groups, and
+        // the portable code), a −∞ logit and a NaN one in a column's middle.
+        for width in [8, 16, 32, 48, 96, 5] {
+            let rows = 203;
+            let mut block: Vec<f32> = (0..rows * width).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0).collect();
+            block[width + 1] = f32::NEG_INFINITY;
+            block[(rows / 2) * width + 2] = f32::NAN;
+            let (mut found, mut max, mut sum) = (block.clone(), vec![0.0; width], vec![0.0; width]);
+            exp_columns(&mut found, width, &mut max, &mut sum);
+            let (mut given, mut given_sum) = (block.clone(), vec![0.0; width]);
+            exp_columns_with_max(&mut given, width, &max, &mut given_sum);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&given), bits(&found), "width {width}: values");
+            assert_eq!(bits(&given_sum), bits(&sum), "width {width}: sums");
+            let (mut portable, mut portable_sum) = (block.clone(), vec![0.0; width]);
+            let mut portable_max = vec![0.0; width];
+            exp_columns_kernel(&mut portable, width, ColumnMax::Find(&mut portable_max), &mut portable_sum);
+            let (mut portable_given, mut portable_given_sum) = (block, vec![0.0; width]);
+            exp_columns_kernel(&mut portable_given, width, ColumnMax::Given(&portable_max), &mut portable_given_sum);
+            assert_eq!(bits(&portable_given), bits(&portable), "width {width}: portable values");
+            assert_eq!(bits(&portable_given_sum), bits(&portable_sum), "width {width}: portable sums");
+            // A shift other than the max is used as given: every exponential is then scaled.
+            let shifted: Vec<f32> = max.iter().map(|m| m + 1.0).collect();
+            let mut other_sum = vec![0.0; width];
+            let mut raw: Vec<f32> = (0..rows * width).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0).collect();
+            exp_columns_with_max(&mut raw, width, &shifted, &mut other_sum);
+            let ratio = other_sum[0] / sum[0];
+            assert!((ratio - (-1f32).exp()).abs() < 1e-5, "width {width}: sum ratio {ratio}");
         }
     }
 

@@ -77,6 +77,56 @@ pub fn lane_gemm_row_bias(
     checked_gemm(a, b, Epilogue::RowBias(bias), out);
 }
 
+/// `out = A·B (+ bias·1ᵀ)` as [`lane_gemm`] or [`lane_gemm_row_bias`], and `column_max[j]` the
+/// largest value of column `j` of `out`, found as each tile is stored (a softmax down the
+/// columns then needs no pass of its own to find them).
+///
+/// The maximum runs down the rows in order from `−∞`, as `m = if m > v { m } else { v }`: the
+/// x86 `maxps` instruction a vector pass over `out` uses, so the bits equal such a pass's, a
+/// NaN or `±0` included (a NaN replaces the running maximum, and the next value replaces it).
+///
+/// # Shapes
+/// As [`lane_gemm`], `bias: (m)` and `column_max: (w)`.
+///
+/// # Panics
+/// As [`lane_gemm`], and if `bias` is not `m` or `column_max` not `w` long.
+#[track_caller]
+pub fn lane_gemm_column_max(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    bias: Option<&[f32]>,
+    column_max: &mut [f32],
+    out: &mut ArrayViewMut2<'_, f32>,
+) {
+    let w = b.ncols();
+    assert_eq!(column_max.len(), w, "lane_gemm_column_max: {} maxima for {w} columns", column_max.len());
+    let epilogue = match bias {
+        Some(bias) => {
+            assert_eq!(bias.len(), a.nrows(), "lane_gemm_column_max: {} biases for {} rows", bias.len(), a.nrows());
+            Epilogue::RowBias(bias)
+        }
+        None => Epilogue::Overwrite,
+    };
+    column_max.fill(f32::NEG_INFINITY);
+    let ran = checked_gemm_tracking(a, b, epilogue, Some(column_max.as_mut_ptr()), out);
+    if !ran {
+        // No tile ran (`k == 0` or an empty output): the maxima of what was written.
+        for row in out.rows() {
+            column_max.iter_mut().zip(row).for_each(|(m, &v)| *m = running_max(*m, v));
+        }
+    }
+}
+
+/// One step of a running maximum as `maxps(m, v)` computes it: `m` if `m > v`, else `v`.
+#[inline(always)]
+fn running_max(m: f32, v: f32) -> f32 {
+    if m > v {
+        m
+    } else {
+        v
+    }
+}
+
 /// `out = act(A·B + 1·biasᵀ)`: column `j` of the product plus `bias[j]`, then `max(·, 0)`
 /// when `relu`, as each tile is stored (a dense layer's bias and ReLU without a pass over its
 /// output). The bits are those of [`lane_gemm`] followed by `(v + bias[j]).max(0.0)`.
@@ -118,6 +168,20 @@ fn checked_gemm(
     epilogue: Epilogue<'_>,
     out: &mut ArrayViewMut2<'_, f32>,
 ) {
+    checked_gemm_tracking(a, b, epilogue, None, out);
+}
+
+/// [`checked_gemm`], with the running column maxima of `out` kept in `column_max` (`w` values,
+/// `−∞` to start) when given. Returns whether the tiles ran (else `out` was empty or filled
+/// without them, `k == 0`, and `column_max` is untouched).
+#[track_caller]
+fn checked_gemm_tracking(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    epilogue: Epilogue<'_>,
+    column_max: Option<*mut f32>,
+    out: &mut ArrayViewMut2<'_, f32>,
+) -> bool {
     let (m, k) = a.dim();
     let w = b.ncols();
     assert_eq!(b.nrows(), k, "lane_gemm: A {:?} · B {:?}", a.dim(), b.dim());
@@ -128,7 +192,7 @@ fn checked_gemm(
     assert!(row_major(out.strides(), m), "lane_gemm: out strides {:?} are not row-major", out.strides());
     assert!(a.strides().iter().all(|&s| s >= 0), "lane_gemm: A strides {:?} are negative", a.strides());
     if m == 0 || w == 0 {
-        return;
+        return false;
     }
     if k == 0 {
         match epilogue {
@@ -145,7 +209,7 @@ fn checked_gemm(
                 }
             }
         }
-        return;
+        return false;
     }
     let operands = Operands {
         a: a.as_ptr(),
@@ -159,6 +223,7 @@ fn checked_gemm(
         k,
         w,
         epilogue,
+        column_max,
     };
     #[cfg(target_arch = "x86_64")]
     if avx512() {
@@ -168,7 +233,7 @@ fn checked_gemm(
         unsafe {
             avx512::lane_gemm(&operands)
         };
-        return;
+        return true;
     }
     #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
@@ -178,9 +243,10 @@ fn checked_gemm(
         unsafe {
             avx2::lane_gemm(&operands)
         };
-        return;
+        return true;
     }
     portable(&operands);
+    true
 }
 
 /// `out = A·B + beta·out` on [`lane_gemm`] when the layouts allow it (`B` and `out` row-major
@@ -286,6 +352,9 @@ struct Operands<'a> {
     k: usize,
     w: usize,
     epilogue: Epilogue<'a>,
+    /// `w` running column maxima of `out` to update as tiles are stored (rows in order, see
+    /// [`lane_gemm_column_max`]), when given.
+    column_max: Option<*mut f32>,
 }
 
 /// What a tile does with its sums when it stores them.
@@ -341,6 +410,13 @@ fn portable(op: &Operands<'_>) {
                         Epilogue::RowBias(bias) => v + bias[row0 + r],
                         Epilogue::ColumnBias { bias, relu } => column_bias(v, bias[col0 + c], relu),
                     };
+                    if let Some(max) = op.column_max {
+                        // SAFETY: col0 + c < w, and `column_max` holds `w` values.
+                        #[allow(unsafe_code)]
+                        unsafe {
+                            *max.add(col0 + c) = running_max(*max.add(col0 + c), *o)
+                        };
+                    }
                 }
             }
         }
@@ -426,6 +502,11 @@ mod avx2 {
                     }
                 }
             }
+            // The running maxima of the tile's 16 columns, when kept.
+            let mut column_max = [_mm256_setzero_ps(); 2];
+            if let Some(max) = op.column_max {
+                column_max = [_mm256_loadu_ps(max.add(col0)), _mm256_loadu_ps(max.add(col0 + 8))];
+            }
             for (r, acc) in acc.iter().enumerate() {
                 let out = op.out.add((row0 + r) * op.ldo + col0);
                 let (mut low, mut high) = (acc[0], acc[1]);
@@ -453,6 +534,13 @@ mod avx2 {
                 }
                 _mm256_storeu_ps(out, low);
                 _mm256_storeu_ps(out.add(8), high);
+                if op.column_max.is_some() {
+                    column_max = [_mm256_max_ps(column_max[0], low), _mm256_max_ps(column_max[1], high)];
+                }
+            }
+            if let Some(max) = op.column_max {
+                _mm256_storeu_ps(max.add(col0), column_max[0]);
+                _mm256_storeu_ps(max.add(col0 + 8), column_max[1]);
             }
         }
     }
@@ -581,6 +669,13 @@ mod avx512 {
                     }
                 }
             }
+            // The running maxima of the tile's columns, when kept.
+            let mut column_max = [_mm512_setzero_ps(); C];
+            if let Some(max) = op.column_max {
+                for (c, m) in column_max.iter_mut().enumerate() {
+                    *m = _mm512_loadu_ps(max.add(col0 + LANES * c));
+                }
+            }
             for (r, acc) in acc.iter().enumerate() {
                 let out = op.out.add((row0 + r) * op.ldo + col0);
                 for (c, &value) in acc.iter().enumerate() {
@@ -601,6 +696,14 @@ mod avx512 {
                         }
                     };
                     _mm512_storeu_ps(at, value);
+                    if op.column_max.is_some() {
+                        column_max[c] = _mm512_max_ps(column_max[c], value);
+                    }
+                }
+            }
+            if let Some(max) = op.column_max {
+                for (c, m) in column_max.iter().enumerate() {
+                    _mm512_storeu_ps(max.add(col0 + LANES * c), *m);
                 }
             }
         }
@@ -697,6 +800,7 @@ mod tests {
             k: 40,
             w: 32,
             epilogue: Epilogue::Overwrite,
+            column_max: None,
         };
         portable(&op);
         assert!(max_abs_error(&dispatched, &portable_out) < 1e-5);
@@ -729,6 +833,7 @@ mod tests {
                     k,
                     w,
                     epilogue: Epilogue::Accumulate,
+                    column_max: None,
                 };
                 // SAFETY: both feature sets were detected above; `op` describes `aᵀ`, `b`, `out`.
                 #[allow(unsafe_code)]
@@ -759,17 +864,23 @@ mod tests {
             k,
             w,
             epilogue,
+            column_max: None,
         };
+        run_operands(kernel, &op);
+    }
+
+    /// Runs one kernel on operands that describe live arrays.
+    fn run_operands(kernel: &str, op: &Operands<'_>) {
         match kernel {
-            "portable" => portable(&op),
-            // SAFETY: callers ask for a kernel only when the CPU has its features; `op`
-            // describes `a`, `b` and `out`.
+            "portable" => portable(op),
+            // SAFETY: callers ask for a kernel only when the CPU has its features, with `op`
+            // describing live arrays of its shapes.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            "avx2" => unsafe { avx2::lane_gemm(&op) },
+            "avx2" => unsafe { avx2::lane_gemm(op) },
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            "avx512" => unsafe { avx512::lane_gemm(&op) },
+            "avx512" => unsafe { avx512::lane_gemm(op) },
             _ => unreachable!("kernel {kernel}"),
         }
     }
@@ -867,6 +978,84 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn column_maxima_equal_a_maxps_pass_over_the_output_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(27);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let pass = |out: &Array2<f32>| {
+            let mut max = vec![f32::NEG_INFINITY; out.ncols()];
+            for row in out.rows() {
+                max.iter_mut().zip(row).for_each(|(m, &v)| *m = if *m > v { *m } else { v });
+            }
+            max
+        };
+        let kernels = kernels_on_this_cpu();
+        // Every column plan of the AVX-512 kernel and remainder tiles of every size.
+        for (m, k, w) in [(2050, 32, 48), (37, 64, 32), (13, 300, 64), (31, 65, 80), (7, 3, 16), (5, 0, 16)] {
+            let mut a = uniform((m, k), 1.0, &mut rng);
+            let b = uniform((k, w), 1.0, &mut rng);
+            if k > 0 {
+                // A NaN row in the middle (the next row replaces it) and one at the end (kept).
+                a[[m / 2, 0]] = f32::NAN;
+                a[[m - 1, k - 1]] = f32::NAN;
+            }
+            let bias = uniform((1, m), 3.0, &mut rng).row(0).to_vec();
+            for bias in [None, Some(&bias[..])] {
+                let mut out = Array2::from_elem((m, w), 7.0f32);
+                let mut max = vec![0.0; w];
+                lane_gemm_column_max(a.view(), b.view(), bias, &mut max, &mut out.view_mut());
+                let mut expected = Array2::from_elem((m, w), 7.0f32);
+                match bias {
+                    Some(bias) => lane_gemm_row_bias(a.view(), b.view(), bias, &mut expected.view_mut()),
+                    None => lane_gemm(a.view(), b.view(), 0.0, &mut expected.view_mut()),
+                }
+                assert_eq!(bits(out.as_slice().unwrap()), bits(expected.as_slice().unwrap()), "{m}x{k}x{w} values");
+                assert_eq!(bits(&max), bits(&pass(&out)), "dispatched {m}x{k}x{w} bias {}", bias.is_some());
+                if k == 0 {
+                    continue;
+                }
+                assert!(max.iter().all(|v| v.is_nan()), "the last row's NaN is kept");
+                for &kernel in &kernels {
+                    let ((m, k), w) = (a.dim(), b.ncols());
+                    let mut out = Array2::from_elem((m, w), 7.0f32);
+                    let mut max = vec![f32::NEG_INFINITY; w];
+                    let op = Operands {
+                        a: a.as_ptr(),
+                        a_row: k,
+                        a_k: 1,
+                        b: b.as_ptr(),
+                        ldb: w,
+                        out: out.as_mut_ptr(),
+                        ldo: w,
+                        m,
+                        k,
+                        w,
+                        epilogue: bias.map_or(Epilogue::Overwrite, Epilogue::RowBias),
+                        column_max: Some(max.as_mut_ptr()),
+                    };
+                    run_operands(kernel, &op);
+                    assert_eq!(bits(&max), bits(&pass(&out)), "{kernel} {m}x{k}x{w}");
+                }
+            }
+            // Without the last NaN row, the middle one's is replaced: the maxima are numbers.
+            let rows = m - 1;
+            let mut max = vec![0.0; w];
+            let mut out = Array2::zeros((rows, w));
+            lane_gemm_column_max(a.slice(ndarray::s![..rows, ..]), b.view(), None, &mut max, &mut out.view_mut());
+            assert_eq!(bits(&max), bits(&pass(&out)), "{rows}x{k}x{w} without the last row");
+            if k > 0 && rows > m / 2 + 1 {
+                assert!(max.iter().all(|v| v.is_finite()), "{max:?}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "3 maxima for 16 columns")]
+    fn a_maximum_per_column_is_required() {
+        let (a, b) = (Array2::<f32>::zeros((4, 2)), Array2::<f32>::zeros((2, 16)));
+        lane_gemm_column_max(a.view(), b.view(), None, &mut [0.0; 3], &mut Array2::zeros((4, 16)).view_mut());
     }
 
     #[test]
