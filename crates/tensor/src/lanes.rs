@@ -766,8 +766,10 @@ mod tests {
             let a = uniform((m, k), 1.0, &mut rng);
             let a_t = uniform((k, m), 1.0, &mut rng);
             let b = uniform((k, w), 1.0, &mut rng);
+            let a_spread = uniform((m, 2 * k), 1.0, &mut rng);
             let tolerance = 1e-5 * (k as f32).sqrt() * 4.0;
-            for (name, a_view) in [("A", a.view()), ("(Aᵀ)ᵀ", a_t.t())] {
+            let every_other = a_spread.slice(ndarray::s![.., ..;2]);
+            for (name, a_view) in [("A", a.view()), ("(Aᵀ)ᵀ", a_t.t()), ("A strided", every_other)] {
                 let reference = naive_matmul(a_view, b.view());
                 let mut out = Array2::from_elem((m, w), f32::NAN);
                 lane_gemm(a_view, b.view(), 0.0, &mut out.view_mut());
@@ -817,14 +819,19 @@ mod tests {
         // remainder tile size.
         let shapes =
             [(2050, 32, 48), (65, 600, 64), (31, 65, 80), (23, 40, 16), (12, 7, 112), (9, 300, 128), (14, 17, 96)];
-        for (m, k, w) in shapes {
-            let (a, b) = (uniform((k, m), 1.0, &mut rng), uniform((k, w), 1.0, &mut rng));
+        // Each shape in every addressing of `A`: `Aᵀ` stored (unit row stride), `A` row-major
+        // (unit step), and both strides 2 or more.
+        for ((m, k, w), (a_row, a_k)) in shapes
+            .into_iter()
+            .flat_map(|(m, k, w)| [(1, m), (k, 1), (2 * k, 2)].map(move |strides| ((m, k, w), strides)))
+        {
+            let (a, b) = (uniform((1, 2 * m * k), 1.0, &mut rng), uniform((k, w), 1.0, &mut rng));
             let (mut wide, mut narrow) = (Array2::from_elem((m, w), 0.5f32), Array2::from_elem((m, w), 0.5f32));
             for (out, kernel) in [(&mut wide, 512), (&mut narrow, 2)] {
                 let op = Operands {
                     a: a.as_ptr(),
-                    a_row: 1,
-                    a_k: m,
+                    a_row,
+                    a_k,
                     b: b.as_ptr(),
                     ldb: w,
                     out: out.as_mut_ptr(),
@@ -835,7 +842,8 @@ mod tests {
                     epilogue: Epilogue::Accumulate,
                     column_max: None,
                 };
-                // SAFETY: both feature sets were detected above; `op` describes `aᵀ`, `b`, `out`.
+                // SAFETY: both feature sets were detected above; `op` describes `b`, `out` and
+                // an `A` inside `a` (its last element is at (m−1)·a_row + (k−1)·a_k < 2mk).
                 #[allow(unsafe_code)]
                 unsafe {
                     if kernel == 512 {
@@ -845,7 +853,16 @@ mod tests {
                     }
                 }
             }
-            assert!(wide.iter().zip(&narrow).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}x{k}x{w}");
+            let strided = ndarray::ArrayView2::from_shape(
+                ndarray::ShapeBuilder::strides((m, k), (a_row, a_k)),
+                a.as_slice().unwrap(),
+            )
+            .unwrap();
+            let reference = naive_matmul(strided, b.view()) + 0.5;
+            let tolerance = 1e-5 * (k as f32).sqrt() * 4.0;
+            assert!(max_abs_error(&wide, &reference) < tolerance, "{m}x{k}x{w} strides {a_row}, {a_k}");
+            let same = wide.iter().zip(&narrow).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "{m}x{k}x{w} strides {a_row}, {a_k}");
         }
     }
 
