@@ -111,8 +111,8 @@ unsafe fn column_groups<const G: usize>(block: &mut [f32], width: usize, mut max
                     total[g] = _mm512_add_ps(total[g], partial[g]);
                 }
             }
-            for g in 0..G {
-                _mm512_storeu_ps(sum.as_mut_ptr().add(column + LANES * g), total[g]);
+            for (g, t) in total.iter().enumerate() {
+                _mm512_storeu_ps(sum.as_mut_ptr().add(column + LANES * g), *t);
             }
         }
     }
