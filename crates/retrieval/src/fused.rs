@@ -89,10 +89,14 @@ impl FusedHalf {
             let end = (start + block_rows).min(rows.end);
             let local = start - rows.start..end - rows.start;
             self.block(shared, start..end, &mut losses[local.clone()], &mut scales[local.clone()]);
+            // dQ_i += a_i·(the block's row), each term rounded before the sum (as `scaled_add`).
             let dim = dquery.ncols();
-            let block_rows = self.dquery_block.view();
-            for (offset, mut out) in dquery.slice_mut(s![local.clone(), ..]).rows_mut().into_iter().enumerate() {
-                out.scaled_add(scales[local.start + offset], &block_rows.slice(s![offset, ..dim]));
+            let padded_dim = self.dquery_block.view().ncols();
+            let block_rows = self.dquery_block.as_slice().chunks_exact(padded_dim);
+            let mut rows_out = dquery.slice_mut(s![local.clone(), ..]);
+            let rows_out = rows_out.as_slice_mut().expect("the query gradient is row-major");
+            for ((out, block_row), &scale) in rows_out.chunks_exact_mut(dim).zip(block_rows).zip(&scales[local]) {
+                out.iter_mut().zip(&block_row[..dim]).for_each(|(o, &v)| *o += scale * v);
             }
         }
     }
@@ -112,10 +116,10 @@ impl FusedHalf {
         let padded_rows = rows.div_ceil(LANES) * LANES;
 
         self.queries_t.reshape_zeroed(padded_dim, padded_rows);
-        let mut queries_t = self.queries_t.view_mut();
+        let queries_t = self.queries_t.as_slice_mut();
         for (i, query) in batch.query.slice(s![block.clone(), ..]).rows().into_iter().enumerate() {
-            for (k, &v) in query.iter().enumerate() {
-                queries_t[[k, i]] = v * shared.inv_temperature;
+            for (column, &v) in queries_t[i..].iter_mut().step_by(padded_rows).zip(query) {
+                *column = v * shared.inv_temperature;
             }
         }
         self.logits_t.reshape(n_candidates, padded_rows);
@@ -169,9 +173,10 @@ impl FusedHalf {
         }
 
         self.scaled_queries.reshape_zeroed(padded_rows, padded_dim);
-        let mut scaled = self.scaled_queries.view_mut();
-        for (i, query) in batch.query.slice(s![block, ..]).rows().into_iter().enumerate() {
-            scaled.slice_mut(s![i, ..dim]).scaled_add(scales[i], &query);
+        let scaled = self.scaled_queries.as_slice_mut().chunks_exact_mut(padded_dim);
+        for ((scaled, query), &scale) in scaled.zip(batch.query.slice(s![block, ..]).rows()).zip(&*scales) {
+            // 0 + a_i·q_i, as `scaled_add` into the zeroed row formed it.
+            scaled[..dim].iter_mut().zip(query).for_each(|(o, &v)| *o += scale * v);
         }
         self.dquery_block.reshape(padded_rows, padded_dim);
         let logits_t = self.logits_t.view();
