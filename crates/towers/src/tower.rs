@@ -11,6 +11,7 @@
 
 use ndarray::ArrayView2;
 use rand::Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tensor::{Buffer, ColumnLayout, L2Normalize, L2NormalizeCache, RowSparseGrad};
 
@@ -115,9 +116,7 @@ impl Tower {
     pub fn backward(&self, cache: &mut TowerCache, dy: ArrayView2<'_, f32>, grads: &mut TowerGrads) {
         let TowerCache { features, inputs, head, norm } = cache;
         let dy = if self.l2_normalize { L2Normalize.backward(norm, dy) } else { dy };
-        let with_table = |i: &usize| self.inputs[*i].table().is_some();
-        let dx_columns = (0..self.inputs.len()).filter(with_table).map(|i| self.layout.range(i).end).max().unwrap_or(0);
-        let dfeatures = self.head.backward(features.view(), head, dy, &mut grads.head, dx_columns);
+        let dfeatures = self.head.backward(features.view(), head, dy, &mut grads.head, self.dx_columns());
         for (i, ((input, input_cache), grad)) in
             self.inputs.iter().zip(inputs.iter()).zip(&mut grads.inputs).enumerate()
         {
@@ -125,6 +124,59 @@ impl Tower {
                 input.backward(input_cache, self.layout.block(dfeatures, i), Some(grad));
             }
         }
+    }
+}
+
+impl Tower {
+    /// [`Tower::backward`] followed by a step on every parameter: `step_input` on each input
+    /// (its table, its gradient, `None` for inputs without a table, and its entry of
+    /// `input_states`) right after that input's backward pass, and `step_head` on the head.
+    ///
+    /// After the head's backward pass (which every input needs) each input's backward pass and
+    /// step is one rayon job and the head's step another, so a worker that has finished its own
+    /// work takes some of them: the two towers of a step, each on its own worker, then end
+    /// closer together. Each job reads the shared feature gradient and writes only its own
+    /// input's gradient, parameters and state, so the result does not depend on which worker
+    /// ran it.
+    ///
+    /// # Panics
+    /// As [`Tower::backward`], and if `input_states` is not one entry per input.
+    pub fn backward_then_step<S: Send>(
+        &mut self,
+        cache: &mut TowerCache,
+        dy: ArrayView2<'_, f32>,
+        grads: &mut TowerGrads,
+        input_states: &mut [S],
+        step_input: impl Fn(&mut Input, Option<&RowSparseGrad>, &mut S) + Sync,
+        step_head: impl FnOnce(&mut Head, &HeadGrads) + Send,
+    ) {
+        assert_eq!(input_states.len(), self.inputs.len(), "Tower::backward_then_step: a state per input");
+        let TowerCache { features, inputs: input_caches, head: head_cache, norm } = cache;
+        let dy = if self.l2_normalize { L2Normalize.backward(norm, dy) } else { dy };
+        let dx_columns = self.dx_columns();
+        let Self { inputs, head, layout, .. } = self;
+        let TowerGrads { inputs: input_grads, head: head_grads } = grads;
+        let dfeatures = head.backward(features.view(), head_cache, dy, head_grads, dx_columns);
+        let (head_grads, layout) = (&*head_grads, &*layout);
+        rayon::join(
+            || {
+                let jobs = inputs.par_iter_mut().zip(&input_caches[..]).zip(&mut input_grads[..]).zip(input_states);
+                jobs.enumerate().with_max_len(1).for_each(|(i, (((input, input_cache), grad), state))| {
+                    if let Some(grad) = grad.as_mut() {
+                        input.backward(input_cache, layout.block(dfeatures, i), Some(grad));
+                    }
+                    step_input(input, grad.as_ref(), state);
+                })
+            },
+            || step_head(head, head_grads),
+        );
+    }
+
+    /// Columns of the features' gradient the inputs need: up to the last column of an input
+    /// with a table.
+    fn dx_columns(&self) -> usize {
+        let with_table = |i: &usize| self.inputs[*i].table().is_some();
+        (0..self.inputs.len()).filter(with_table).map(|i| self.layout.range(i).end).max().unwrap_or(0)
     }
 }
 

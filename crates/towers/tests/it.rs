@@ -182,3 +182,65 @@ fn a_column_of_the_wrong_kind_is_refused() {
     let tower = Tower::new(&config, &mut ChaCha8Rng::seed_from_u64(3));
     tower.forward(&[InputColumn::Bags(&Bags::default())], &mut TowerCache::default());
 }
+
+/// `backward_then_step` equals `backward` followed by the same steps one after another, bit for
+/// bit, on a rayon pool of several workers: every input kind, with and without a head.
+#[test]
+fn backward_then_step_equals_backward_then_the_steps() {
+    // A plain SGD step on each table (each touched row minus 0.1·its gradient) and on the head.
+    fn step_table(input: &mut towers::Input, grad: Option<&tensor::RowSparseGrad>, count: &mut usize) {
+        if let (Some(table), Some(grad)) = (input.table_mut(), grad) {
+            for (i, &row) in grad.rows().iter().enumerate() {
+                table.row_mut(row as usize).iter_mut().zip(grad.row_grad(i)).for_each(|(w, g)| *w -= 0.1 * g);
+            }
+        }
+        *count += 1;
+    }
+    fn step_head(head: &mut towers::Head, grads: &towers::HeadGrads) {
+        if let (Some(stack), Some(stack_grads)) = (&mut head.stack, &grads.stack) {
+            for (layer, g) in stack.layers.iter_mut().zip(&stack_grads.layers) {
+                layer.w.scaled_add(-0.1, &g.dw);
+                layer.b.scaled_add(-0.1, &g.db);
+            }
+        }
+    }
+    let mut bags = Bags::default();
+    for bag in [&[2u32, 3, 0][..], &[1, 5], &[3, 3, 4], &[5], &[0, 0]] {
+        bags.push(bag);
+    }
+    let batch = [
+        InputColumn::Ids(&[1, 3, 1, 0, 2]),
+        InputColumn::Bags(&bags),
+        InputColumn::Values(&[0.3, -1.2, 0.8, 0.1, 2.0]),
+        InputColumn::Ids(&[2, 0, 2, 1, 1]),
+    ];
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    for (layer_sizes, l2_normalize) in [(vec![6, 3], false), (vec![], true)] {
+        let initial = Tower::new(&every_kind(layer_sizes, l2_normalize), &mut ChaCha8Rng::seed_from_u64(9));
+        let dy = projection((5, initial.out_dim()), &mut ChaCha8Rng::seed_from_u64(10));
+
+        let mut serial = initial.clone();
+        let mut cache = TowerCache::default();
+        serial.forward(&batch, &mut cache);
+        let mut serial_grads = TowerGrads::zeros_like(&serial);
+        serial.backward(&mut cache, dy.view(), &mut serial_grads);
+        let mut serial_counts = vec![0usize; serial.inputs.len()];
+        for ((input, grad), count) in serial.inputs.iter_mut().zip(&serial_grads.inputs).zip(&mut serial_counts) {
+            step_table(input, grad.as_ref(), count);
+        }
+        step_head(&mut serial.head, &serial_grads.head);
+
+        let mut joined = initial.clone();
+        let mut cache = TowerCache::default();
+        joined.forward(&batch, &mut cache);
+        let mut grads = TowerGrads::zeros_like(&joined);
+        let mut counts = vec![0usize; joined.inputs.len()];
+        pool.install(|| {
+            joined.backward_then_step(&mut cache, dy.view(), &mut grads, &mut counts, step_table, step_head)
+        });
+        assert_eq!(counts, vec![1; joined.inputs.len()], "one step per input, numeric ones included");
+        assert_eq!(grads, serial_grads, "gradients");
+        assert_eq!(joined, serial, "parameters after the steps");
+        assert_ne!(joined, initial, "the steps changed the parameters");
+    }
+}

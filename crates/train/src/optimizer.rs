@@ -5,9 +5,13 @@
 //! optimised without code here; a table without a state (or the reverse) is a bug that panics
 //! instead of being skipped.
 
-use ndarray::{Ix1, Ix2};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use ndarray::{ArrayView2, Ix1, Ix2};
 use optim::{Adagrad, AdagradState};
-use towers::{Head, HeadGrads, Tower, TowerGrads, TwoTower};
+use tensor::RowSparseGrad;
+use towers::{Head, HeadGrads, Input, Tower, TowerCache, TowerGrads, TwoTower};
 
 /// Accumulators for every parameter of a [`TwoTower`] (serialisable, for checkpoints).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -111,13 +115,59 @@ impl TowerState {
     pub(crate) fn step(&mut self, adagrad: &Adagrad, tower: &mut Tower, grads: &TowerGrads) {
         assert_eq!(self.inputs.len(), tower.inputs.len(), "optimizer state for another tower");
         for ((input, grad), state) in tower.inputs.iter_mut().zip(&grads.inputs).zip(&mut self.inputs) {
-            match (input.table_mut(), grad, state) {
-                (Some(table), Some(grad), Some(state)) => adagrad.step_rows(table, grad, state),
-                (None, None, None) => {}
-                _ => panic!("input {:?}: table, gradient and optimizer state disagree", input.name),
-            }
+            step_table(adagrad, input, grad.as_ref(), state);
         }
         self.head.step(adagrad, &mut tower.head, &grads.head);
+    }
+
+    /// `tower`'s backward pass from `dy` into `grads` (zeroed first), each parameter's Adagrad
+    /// step as soon as its gradient is complete ([`Tower::backward_then_step`]: the inputs and
+    /// the head as rayon jobs, so that an idle worker takes some). The same bits as
+    /// [`Tower::backward`] then [`Self::step`]. Returns the seconds spent in the steps, summed
+    /// over the parameters (on whichever workers ran them).
+    pub(crate) fn backward_then_step(
+        &mut self,
+        adagrad: &Adagrad,
+        tower: &mut Tower,
+        cache: &mut TowerCache,
+        dy: ArrayView2<'_, f32>,
+        grads: &mut TowerGrads,
+    ) -> f64 {
+        assert_eq!(self.inputs.len(), tower.inputs.len(), "optimizer state for another tower");
+        grads.zero();
+        let Self { inputs: input_states, head: head_state } = self;
+        let step_nanos = AtomicU64::new(0);
+        let timed = |step: &mut dyn FnMut()| {
+            let started = Instant::now();
+            step();
+            step_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        };
+        tower.backward_then_step(
+            cache,
+            dy,
+            grads,
+            input_states,
+            |input, grad, state| timed(&mut || step_table(adagrad, input, grad, state)),
+            |head, head_grads| timed(&mut || head_state.step(adagrad, head, head_grads)),
+        );
+        step_nanos.into_inner() as f64 * 1e-9
+    }
+}
+
+/// The row-sparse Adagrad step of one input's table, if it has one.
+///
+/// # Panics
+/// If the input's table, gradient and state are not all present or all absent.
+fn step_table(
+    adagrad: &Adagrad,
+    input: &mut Input,
+    grad: Option<&RowSparseGrad>,
+    state: &mut Option<AdagradState<Ix2>>,
+) {
+    match (input.table_mut(), grad, state) {
+        (Some(table), Some(grad), Some(state)) => adagrad.step_rows(table, grad, state),
+        (None, None, None) => {}
+        _ => panic!("input {:?}: table, gradient and optimizer state disagree", input.name),
     }
 }
 

@@ -505,8 +505,9 @@ impl Trainer {
     }
 }
 
-/// Zeroes `grads`, adds `tower`'s gradients for upstream `dy`, and applies one Adagrad step;
-/// returns the seconds the step took.
+/// Zeroes `grads`, adds `tower`'s gradients for upstream `dy`, and applies one Adagrad step to
+/// each parameter as soon as its gradient is complete ([`TowerState::backward_then_step`]);
+/// returns the seconds the steps took.
 fn backward_then_update(
     tower: &mut Tower,
     cache: &mut TowerCache,
@@ -515,11 +516,7 @@ fn backward_then_update(
     state: &mut TowerState,
     adagrad: &Adagrad,
 ) -> f64 {
-    grads.zero();
-    tower.backward(cache, dy, grads);
-    let started = Instant::now();
-    state.step(adagrad, tower, grads);
-    started.elapsed().as_secs_f64()
+    state.backward_then_step(adagrad, tower, cache, dy, grads)
 }
 
 #[cfg(test)]
