@@ -125,9 +125,7 @@ impl Tower {
             }
         }
     }
-}
 
-impl Tower {
     /// [`Tower::backward`] followed by a step on every parameter: `step_input` on each input
     /// (its table, its gradient, `None` for inputs without a table, and its entry of
     /// `input_states`) right after that input's backward pass, and `step_head` on the head.

@@ -168,8 +168,11 @@ pub struct StepProfile {
     pub loss: f64,
     /// Both towers' backward passes (concurrently), including zeroing the gradients.
     pub backward: f64,
-    /// The Adagrad update of every table and layer: each tower's runs on its thread right after
-    /// its backward pass, and the slower of the two is counted here (and not in `backward`).
+    /// The Adagrad update of every table and layer: each parameter's step runs as soon as its
+    /// gradient is complete, on whichever worker is free, inside the backward phase. Each
+    /// tower's steps are summed and the larger sum is counted here and taken out of
+    /// `backward` (an estimate: steps of the two towers may overlap each other or the other
+    /// tower's backward pass).
     pub update: f64,
 }
 
