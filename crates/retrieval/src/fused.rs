@@ -91,11 +91,13 @@ impl FusedHalf {
             self.block(shared, start..end, &mut losses[local.clone()], &mut scales[local.clone()]);
             // dQ_i += a_i·(the block's row), each term rounded before the sum (as `scaled_add`).
             let dim = dquery.ncols();
-            let padded_dim = self.dquery_block.view().ncols();
+            // (`max(1)`: with embeddings of width 0 every slice here is empty.)
+            let padded_dim = self.dquery_block.view().ncols().max(1);
             let block_rows = self.dquery_block.as_slice().chunks_exact(padded_dim);
             let mut rows_out = dquery.slice_mut(s![local.clone(), ..]);
             let rows_out = rows_out.as_slice_mut().expect("the query gradient is row-major");
-            for ((out, block_row), &scale) in rows_out.chunks_exact_mut(dim).zip(block_rows).zip(&scales[local]) {
+            for ((out, block_row), &scale) in rows_out.chunks_exact_mut(dim.max(1)).zip(block_rows).zip(&scales[local])
+            {
                 out.iter_mut().zip(&block_row[..dim]).for_each(|(o, &v)| *o += scale * v);
             }
         }
@@ -118,8 +120,8 @@ impl FusedHalf {
         self.queries_t.reshape_zeroed(padded_dim, padded_rows);
         let queries_t = self.queries_t.as_slice_mut();
         for (i, query) in batch.query.slice(s![block.clone(), ..]).rows().into_iter().enumerate() {
-            for (column, &v) in queries_t[i..].iter_mut().step_by(padded_rows).zip(query) {
-                *column = v * shared.inv_temperature;
+            for (k, &v) in query.iter().enumerate() {
+                queries_t[k * padded_rows + i] = v * shared.inv_temperature;
             }
         }
         self.logits_t.reshape(n_candidates, padded_rows);
@@ -173,7 +175,7 @@ impl FusedHalf {
         }
 
         self.scaled_queries.reshape_zeroed(padded_rows, padded_dim);
-        let scaled = self.scaled_queries.as_slice_mut().chunks_exact_mut(padded_dim);
+        let scaled = self.scaled_queries.as_slice_mut().chunks_exact_mut(padded_dim.max(1));
         for ((scaled, query), &scale) in scaled.zip(batch.query.slice(s![block, ..]).rows()).zip(&*scales) {
             // 0 + a_i·q_i, as `scaled_add` into the zeroed row formed it.
             scaled[..dim].iter_mut().zip(query).for_each(|(o, &v)| *o += scale * v);

@@ -344,3 +344,20 @@ fn candidates_without_queries_get_zero_gradients() {
     assert_eq!(loss.candidate_grad().dim(), (40, 16));
     assert!(loss.candidate_grad().iter().all(|&v| v == 0.0));
 }
+
+/// Embeddings of width 0 (every logit 0): each row's loss is `ln N` on both kernels, with
+/// empty gradients, and nothing panics.
+#[test]
+fn zero_width_embeddings_give_the_uniform_softmax() {
+    for n in [3, 300] {
+        let (query, candidate) = (Array2::<f32>::zeros((n, 0)), Array2::<f32>::zeros((n, 0)));
+        for kernel in [SoftmaxKernel::Fused, SoftmaxKernel::Gemm] {
+            let mut loss = InBatchSoftmax::with_kernel(kernel);
+            let value = loss.compute(&Batch::new(query.view(), candidate.view()), &LossConfig::default());
+            let expected = n as f32 * (n as f32).ln();
+            assert!((value - expected).abs() <= 1e-4 * expected, "{kernel:?}, {n} rows: {value} against {expected}");
+            assert_eq!(loss.query_grad().dim(), (n, 0));
+            assert_eq!(loss.candidate_grad().dim(), (n, 0));
+        }
+    }
+}
