@@ -868,6 +868,18 @@ mod tests {
 
     /// Runs one kernel (`"portable"`, `"avx2"` or `"avx512"`) on `a · b` into `out`.
     fn run_kernel(kernel: &str, a: &Array2<f32>, b: &Array2<f32>, epilogue: Epilogue<'_>, out: &mut Array2<f32>) {
+        run_kernel_tracking(kernel, a, b, epilogue, None, out);
+    }
+
+    /// [`run_kernel`], keeping the running column maxima of `out` in `column_max` when given.
+    fn run_kernel_tracking(
+        kernel: &str,
+        a: &Array2<f32>,
+        b: &Array2<f32>,
+        epilogue: Epilogue<'_>,
+        column_max: Option<&mut [f32]>,
+        out: &mut Array2<f32>,
+    ) {
         let ((m, k), w) = (a.dim(), b.ncols());
         let op = Operands {
             a: a.as_ptr(),
@@ -881,7 +893,10 @@ mod tests {
             k,
             w,
             epilogue,
-            column_max: None,
+            column_max: column_max.map(|max| {
+                assert_eq!(max.len(), w, "a maximum per column");
+                max.as_mut_ptr()
+            }),
         };
         run_operands(kernel, &op);
     }
@@ -1035,24 +1050,10 @@ mod tests {
                 }
                 assert!(max.iter().all(|v| v.is_nan()), "the last row's NaN is kept");
                 for &kernel in &kernels {
-                    let ((m, k), w) = (a.dim(), b.ncols());
                     let mut out = Array2::from_elem((m, w), 7.0f32);
                     let mut max = vec![f32::NEG_INFINITY; w];
-                    let op = Operands {
-                        a: a.as_ptr(),
-                        a_row: k,
-                        a_k: 1,
-                        b: b.as_ptr(),
-                        ldb: w,
-                        out: out.as_mut_ptr(),
-                        ldo: w,
-                        m,
-                        k,
-                        w,
-                        epilogue: bias.map_or(Epilogue::Overwrite, Epilogue::RowBias),
-                        column_max: Some(max.as_mut_ptr()),
-                    };
-                    run_operands(kernel, &op);
+                    let epilogue = bias.map_or(Epilogue::Overwrite, Epilogue::RowBias);
+                    run_kernel_tracking(kernel, &a, &b, epilogue, Some(&mut max), &mut out);
                     assert_eq!(bits(&max), bits(&pass(&out)), "{kernel} {m}x{k}x{w}");
                 }
             }
