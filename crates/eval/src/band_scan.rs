@@ -1,9 +1,13 @@
 //! The two scans `true_rank` runs over each query's row of a score tile: how many scores lie
 //! above and at or above a band `[lo, hi]` around the true score, and which lie inside it.
 //!
-//! Both are a compare and an add (or an or) per score on sixteen lanes, built for AVX2 when
-//! the CPU has it (the crate's baseline is SSE2: four lanes), and give the same result on
-//! every path: they count and compare, nothing is rounded.
+//! Counting is a load, two compares and two counter updates per sixteen scores, written out
+//! with intrinsics: on AVX-512 the compares give masks and each counter adds 1 under its mask
+//! (`vpsubd` of −1); on AVX2 each compare gives −1 or 0 per lane, subtracted from the counters.
+//! The compiler's own vectorisation of the portable loop (kept for other CPUs and as the
+//! reference) built its vectors lane by lane and spilled the counters: a third of a 20 000 ×
+//! 1682 evaluation (`perf`, Zen 5) went there. Every path counts and compares, nothing is
+//! rounded, so all give the same result (tested against a plain count).
 
 /// Lanes of counters and flags.
 const LANES: usize = 16;
@@ -11,10 +15,17 @@ const LANES: usize = 16;
 /// `(#{v > hi}, #{v ≥ lo})` over `row` (NaN counts in neither).
 pub(crate) fn count_band(row: &[f32], lo: f32, hi: f32) -> (u32, u32) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        #[allow(unsafe_code)]
-        return unsafe { count_band_avx2(row, lo, hi) };
+    {
+        if tensor::lanes::avx512_enabled() {
+            // SAFETY: the CPU supports AVX-512F (checked by `avx512_enabled`).
+            #[allow(unsafe_code)]
+            return unsafe { x86::count_band_avx512(row, lo, hi) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            #[allow(unsafe_code)]
+            return unsafe { x86::count_band_avx2(row, lo, hi) };
+        }
     }
     count_band_lanes(row, lo, hi)
 }
@@ -33,10 +44,91 @@ pub(crate) fn for_each_in_band(row: &[f32], lo: f32, hi: f32, mut visit: impl Fn
     }
 }
 
+/// The counting scans with intrinsics.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn count_band_avx2(row: &[f32], lo: f32, hi: f32) -> (u32, u32) {
-    count_band_lanes(row, lo, hi)
+#[allow(unsafe_code)]
+mod x86 {
+    use std::arch::x86_64::{
+        __m256i, __m512i, _mm256_add_epi32, _mm256_castps_si256, _mm256_cmp_ps, _mm256_loadu_ps, _mm256_set1_ps,
+        _mm256_setzero_si256, _mm256_storeu_si256, _mm256_sub_epi32, _mm512_mask_cmp_ps_mask, _mm512_mask_sub_epi32,
+        _mm512_maskz_loadu_ps, _mm512_reduce_add_epi32, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_si512,
+        _CMP_GE_OQ, _CMP_GT_OQ,
+    };
+
+    /// [`super::count_band`] on sixteen lanes of masks.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn count_band_avx512(row: &[f32], lo: f32, hi: f32) -> (u32, u32) {
+        let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        let minus_one = _mm512_set1_epi32(-1);
+        // Counters in two pairs, so that consecutive chunks do not wait on one another's add.
+        let (mut certain, mut possible) = ([_mm512_setzero_si512(); 2], [_mm512_setzero_si512(); 2]);
+        // Adds the lanes `live` of chunk `start..start + 16` to one pair of counters.
+        let count = |start: usize, live: u16, certain: &mut __m512i, possible: &mut __m512i| {
+            // SAFETY: the lanes outside `live` are neither read nor compared, and the lanes in
+            // it lie inside `row` (below).
+            unsafe {
+                let v = _mm512_maskz_loadu_ps(live, row.as_ptr().add(start));
+                let above = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(live, v, hi);
+                let at_least = _mm512_mask_cmp_ps_mask::<_CMP_GE_OQ>(live, v, lo);
+                *certain = _mm512_mask_sub_epi32(*certain, above, *certain, minus_one);
+                *possible = _mm512_mask_sub_epi32(*possible, at_least, *possible, minus_one);
+            }
+        };
+        let [c0, c1] = &mut certain;
+        let [p0, p1] = &mut possible;
+        let whole = row.len() / 16;
+        for pair in 0..whole / 2 {
+            count(32 * pair, u16::MAX, c0, p0);
+            count(32 * pair + 16, u16::MAX, c1, p1);
+        }
+        if whole % 2 == 1 {
+            count(16 * (whole - 1), u16::MAX, c0, p0);
+        }
+        let tail = row.len() % 16;
+        if tail > 0 {
+            count(16 * whole, (1u16 << tail) - 1, c1, p1);
+        }
+        let total =
+            |c: [__m512i; 2]| (_mm512_reduce_add_epi32(c[0]) as u32).wrapping_add(_mm512_reduce_add_epi32(c[1]) as u32);
+        (total(certain), total(possible))
+    }
+
+    /// [`super::count_band`] on eight lanes of −1/0 compares.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn count_band_avx2(row: &[f32], lo: f32, hi: f32) -> (u32, u32) {
+        let (lo_v, hi_v) = (_mm256_set1_ps(lo), _mm256_set1_ps(hi));
+        let (mut certain, mut possible) = ([_mm256_setzero_si256(); 2], [_mm256_setzero_si256(); 2]);
+        let mut chunks = row.chunks_exact(16);
+        for chunk in &mut chunks {
+            for (half, values) in chunk.chunks_exact(8).enumerate() {
+                // SAFETY: `values` is 8 floats long.
+                let v = unsafe { _mm256_loadu_ps(values.as_ptr()) };
+                // Each compare is −1 where it holds, 0 elsewhere (and for NaN).
+                let above = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(v, hi_v));
+                let at_least = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(v, lo_v));
+                certain[half] = _mm256_sub_epi32(certain[half], above);
+                possible[half] = _mm256_sub_epi32(possible[half], at_least);
+            }
+        }
+        let total = |c: [__m256i; 2]| {
+            let mut lanes = [0u32; 8];
+            // SAFETY: `lanes` is 8 u32 long.
+            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), _mm256_add_epi32(c[0], c[1])) };
+            lanes.iter().fold(0u32, |sum, &l| sum.wrapping_add(l))
+        };
+        let (mut certain, mut possible) = (total(certain), total(possible));
+        for &v in chunks.remainder() {
+            certain += u32::from(v > hi);
+            possible += u32::from(v >= lo);
+        }
+        (certain, possible)
+    }
 }
 
 #[inline(always)]
@@ -69,16 +161,21 @@ mod tests {
     use super::*;
 
     fn rows() -> impl Iterator<Item = Vec<f32>> {
-        [0, 1, 15, 16, 17, 100, 2048].into_iter().map(|len| {
+        // Every tail length of both vector widths; NaN, ±∞ and ±0 among the scores.
+        [0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 47, 100, 2048].into_iter().map(|len| {
             let mut row: Vec<f32> = (0..len).map(|i| ((i * 7919) % 101) as f32 / 10.0 - 5.0).collect();
-            if len > 3 {
-                row[3] = f32::NAN;
+            for (at, value) in
+                [(3, f32::NAN), (5, f32::INFINITY), (6, f32::NEG_INFINITY), (len / 2, -0.0), (len - 1, f32::NAN)]
+            {
+                if let Some(v) = row.get_mut(at) {
+                    *v = value;
+                }
             }
             row
         })
     }
 
-    const BANDS: [(f32, f32); 4] = [(-1.0, 1.0), (0.0, 0.0), (-10.0, 10.0), (2.5, 4.0)];
+    const BANDS: [(f32, f32); 5] = [(-1.0, 1.0), (0.0, 0.0), (-10.0, 10.0), (2.5, 4.0), (-0.0, 0.0)];
 
     #[test]
     fn band_counts_equal_a_plain_count_at_every_length() {
@@ -88,6 +185,17 @@ mod tests {
                     (row.iter().filter(|&&v| v > hi).count() as u32, row.iter().filter(|&&v| v >= lo).count() as u32);
                 assert_eq!(count_band(&row, lo, hi), expected, "length {}, band [{lo}, {hi}]", row.len());
                 assert_eq!(count_band_lanes(&row, lo, hi), expected, "portable, length {}", row.len());
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: each kernel runs only where the CPU has its instructions.
+                #[allow(unsafe_code)]
+                unsafe {
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        assert_eq!(x86::count_band_avx512(&row, lo, hi), expected, "AVX-512, length {}", row.len());
+                    }
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        assert_eq!(x86::count_band_avx2(&row, lo, hi), expected, "AVX2, length {}", row.len());
+                    }
+                }
             }
         }
     }
