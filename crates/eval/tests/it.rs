@@ -250,6 +250,44 @@ fn own_row_and_duplicate_rows_never_outrank_the_truth() {
     }
 }
 
+/// Evaluation leaves a query's true row in its exclusion list (only other rows of the same
+/// identity are taken out): that must change no rank, since the truth is never above itself.
+#[test]
+fn excluding_the_true_row_itself_changes_no_rank() {
+    let mut rng = ChaCha8Rng::seed_from_u64(34);
+    let (n_queries, n_rows) = (200, 3000);
+    let queries = random((n_queries, 32), &mut rng);
+    let mut candidates = random((n_rows, 32), &mut rng);
+    let copy = candidates.row(11).to_owned();
+    candidates.row_mut(12).assign(&copy);
+    let true_rows: Vec<u32> =
+        (0..n_queries).map(|i| if i % 4 == 0 { 11 } else { rng.random_range(0..n_rows as u32) }).collect();
+    let others: Vec<Vec<u32>> = (0..n_queries)
+        .map(|i| {
+            let mut rows: Vec<u32> = (0..30).map(|_| rng.random_range(0..n_rows as u32)).collect();
+            rows.retain(|&r| r != true_rows[i]);
+            rows.sort_unstable();
+            rows.dedup();
+            rows
+        })
+        .collect();
+    let with_truth: Vec<Vec<u32>> = others
+        .iter()
+        .zip(&true_rows)
+        .map(|(rows, &truth)| {
+            let mut rows = rows.clone();
+            rows.push(truth);
+            rows.sort_unstable();
+            rows
+        })
+        .collect();
+    let without = true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &others);
+    let with = true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &with_truth);
+    assert_eq!(with, without);
+    // The exclusions did remove rows above the truth somewhere, so the comparison has teeth.
+    assert!(without.0.iter().zip(&without.1).any(|(all, filtered)| filtered < all));
+}
+
 #[test]
 fn metric_is_an_example_weighted_mean_and_resets() {
     let mut metric = FactorizedTopK::new(&[1, 5]);
