@@ -44,6 +44,29 @@ pub(crate) fn for_each_in_band(row: &[f32], lo: f32, hi: f32, mut visit: impl Fn
     }
 }
 
+/// Calls `visit(j)` for every `j` whose `row[j]` is not below the threshold (NaN included), in
+/// increasing order, starting from `threshold` and then from what each visit returns: a top-k
+/// scan raises its threshold as it keeps better rows. Chunks of sixteen scores are tested at
+/// once; only a chunk holding one is looked at score by score.
+pub(crate) fn for_each_not_below(row: &[f32], mut threshold: f32, mut visit: impl FnMut(usize) -> f32) {
+    for (index, chunk) in row.chunks(LANES).enumerate() {
+        if chunk_reaches(chunk, threshold) {
+            for (offset, &v) in chunk.iter().enumerate() {
+                if !(v < threshold) {
+                    threshold = visit(index * LANES + offset);
+                }
+            }
+        }
+    }
+}
+
+/// Whether any score of `chunk` is not below `threshold` (NaN counts), without branching per
+/// score.
+#[inline(always)]
+fn chunk_reaches(chunk: &[f32], threshold: f32) -> bool {
+    chunk.iter().fold(0u32, |any, &v| any | u32::from(!(v < threshold))) != 0
+}
+
 /// The counting scans with intrinsics.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
@@ -196,6 +219,34 @@ mod tests {
                         assert_eq!(x86::count_band_avx2(&row, lo, hi), expected, "AVX2, length {}", row.len());
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn scores_not_below_a_rising_threshold_are_visited_in_order() {
+        for row in rows() {
+            for start in [f32::NEG_INFINITY, -1.0, 2.0, f32::INFINITY] {
+                // Each visit raises the threshold to the score just seen (a top-1 scan), so
+                // later scores must beat it; NaN never lowers it and is always visited.
+                let mut expected = Vec::new();
+                let mut threshold = start;
+                for (j, &v) in row.iter().enumerate() {
+                    if !(v < threshold) {
+                        expected.push(j);
+                        threshold = if v.is_nan() { threshold } else { v };
+                    }
+                }
+                let mut visited = Vec::new();
+                let mut threshold = start;
+                for_each_not_below(&row, start, |j| {
+                    visited.push(j);
+                    if !row[j].is_nan() {
+                        threshold = row[j];
+                    }
+                    threshold
+                });
+                assert_eq!(visited, expected, "length {}, from {start}", row.len());
             }
         }
     }

@@ -11,6 +11,7 @@
 use ndarray::{s, Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
+use crate::band_scan::for_each_not_below;
 use crate::exact::{exact_score, row_norms, Band};
 use crate::kernel::{Gemm, ScoreKernel};
 use crate::{CANDIDATE_BLOCK, QUERY_BLOCK};
@@ -139,27 +140,34 @@ impl BruteForceIndex {
                     &mut scores,
                 );
                 let scores = scores.view();
+                let max_norm = self.norms[c_start..c_end].iter().copied().fold(0.0, f64::max);
                 best[q_start..q_end].par_iter_mut().enumerate().for_each(|(i, kept)| {
                     let query = queries.row(q_start + i);
                     let band = Band::new(dim, query_norms[q_start + i]);
                     let excluded = exclusions.map_or(&[][..], |ex| &ex[q_start + i][..]);
-                    for (j, &score) in scores.row(i).iter().enumerate() {
-                        let row = (c_start + j) as u32;
-                        if kept.len() == k && band.above(score, self.norms[row as usize], kept[k - 1].0) == Some(false)
-                        {
-                            continue;
+                    // Scores below the band of the block's largest norm around the k-th kept
+                    // exact score cannot enter: a vector pass skips them, and the rows it
+                    // passes go through the row's own band and exact rescoring as before.
+                    let floor = |kept: &Vec<(f64, u32)>| match kept.len() == k {
+                        true => band.around(kept[k - 1].0, max_norm).0,
+                        false => f32::NEG_INFINITY,
+                    };
+                    let row_scores = scores.row(i);
+                    let row_scores = row_scores.as_slice().expect("score blocks are row-contiguous");
+                    for_each_not_below(row_scores, floor(kept), |j| {
+                        let (score, row) = (row_scores[j], (c_start + j) as u32);
+                        let below = kept.len() == k
+                            && band.above(score, self.norms[row as usize], kept[k - 1].0) == Some(false);
+                        if !below && !excluded.contains(&self.ids[row as usize]) {
+                            let candidate = (exact_score(query, self.candidates.row(row as usize)), row);
+                            if kept.len() < k || better(candidate, kept[k - 1]) {
+                                let at = kept.partition_point(|&other| better(other, candidate));
+                                kept.insert(at, candidate);
+                                kept.truncate(k);
+                            }
                         }
-                        if excluded.contains(&self.ids[row as usize]) {
-                            continue;
-                        }
-                        let candidate = (exact_score(query, self.candidates.row(row as usize)), row);
-                        if kept.len() == k && !better(candidate, kept[k - 1]) {
-                            continue;
-                        }
-                        let at = kept.partition_point(|&other| better(other, candidate));
-                        kept.insert(at, candidate);
-                        kept.truncate(k);
-                    }
+                        floor(kept)
+                    });
                 });
             }
         }

@@ -119,6 +119,25 @@ fn top_k_matches_a_full_sort_with_ties_and_exclusions() {
     }
 }
 
+/// Rows whose scores rise by one ulp each lie inside one another's error band: the scan's
+/// vector filter must pass them all to exact rescoring, which alone tells them apart.
+#[test]
+fn top_k_separates_scores_an_ulp_apart() {
+    let n_rows = 5000;
+    let mut candidates = Array2::<f32>::zeros((n_rows, 4));
+    let mut value = 1.0f32;
+    for mut row in candidates.rows_mut() {
+        row[0] = value;
+        value = f32::from_bits(value.to_bits() + 1);
+    }
+    let index = BruteForceIndex::new(candidates, (0..n_rows as u32).collect());
+    let queries = array![[1.0f32, 0.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0]];
+    for neighbours in index.top_k(queries.view(), 5, None) {
+        let expected: Vec<u32> = (n_rows as u32 - 5..n_rows as u32).rev().collect();
+        assert_eq!(neighbours.ids, expected);
+    }
+}
+
 #[test]
 fn top_k_and_ranks_do_not_depend_on_the_last_bits_of_the_kernel() {
     let mut rng = ChaCha8Rng::seed_from_u64(34);
