@@ -48,6 +48,8 @@ pub(crate) fn for_each_in_band(row: &[f32], lo: f32, hi: f32, mut visit: impl Fn
 /// increasing order, starting from `threshold` and then from what each visit returns: a top-k
 /// scan raises its threshold as it keeps better rows. Chunks of sixteen scores are tested at
 /// once; only a chunk holding one is looked at score by score.
+// `!(v < t)` on purpose: a NaN score is "not below" and must reach exact rescoring.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 pub(crate) fn for_each_not_below(row: &[f32], mut threshold: f32, mut visit: impl FnMut(usize) -> f32) {
     for (index, chunk) in row.chunks(LANES).enumerate() {
         if chunk_reaches(chunk, threshold) {
@@ -63,6 +65,7 @@ pub(crate) fn for_each_not_below(row: &[f32], mut threshold: f32, mut visit: imp
 /// Whether any score of `chunk` is not below `threshold` (NaN counts), without branching per
 /// score.
 #[inline(always)]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN counts, as above
 fn chunk_reaches(chunk: &[f32], threshold: f32) -> bool {
     chunk.iter().fold(0u32, |any, &v| any | u32::from(!(v < threshold))) != 0
 }
@@ -232,7 +235,7 @@ mod tests {
                 let mut expected = Vec::new();
                 let mut threshold = start;
                 for (j, &v) in row.iter().enumerate() {
-                    if !(v < threshold) {
+                    if v >= threshold || v.is_nan() {
                         expected.push(j);
                         threshold = if v.is_nan() { threshold } else { v };
                     }
