@@ -232,6 +232,22 @@ fn ranks_match_a_naive_count_including_exclusions_and_big_catalogues() {
         true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &ascending),
         (unfiltered.clone(), filtered.clone())
     );
+    // Lists in order but for their last two rows rank alike too.
+    let late: Vec<Vec<u32>> = ascending
+        .iter()
+        .map(|rows| {
+            let mut rows = rows.clone();
+            if rows.len() >= 2 {
+                let n = rows.len();
+                rows.swap(n - 2, n - 1);
+            }
+            rows
+        })
+        .collect();
+    assert_eq!(
+        true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &late),
+        (unfiltered.clone(), filtered.clone())
+    );
     let borrowed: Vec<&[u32]> = exclusions.iter().map(Vec::as_slice).collect();
     assert_eq!(
         true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &borrowed),
