@@ -21,12 +21,11 @@ use optim::{Adagrad, AdagradConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use retrieval::{AccidentalHits, Batch, InBatchSoftmax, LossConfig, SoftmaxKernel};
-use towers::{Tower, TowerCache, TowerGrads, TwoTower, ValidModelConfig};
+use towers::{TowerCache, TowerGrads, TwoTower, ValidModelConfig};
 
 use crate::batch::{with_views, BatchColumns};
 use crate::evaluate::{embed_catalogue, evaluate_split, Metrics, SeenRows, SplitReport};
 use crate::guard::{step_problem, TrainError};
-use crate::optimizer::TowerState;
 use crate::spinning::with_spinning_workers;
 use crate::{Encoded, ModelOptState, Shuffler, ValidTrainConfig};
 
@@ -309,9 +308,9 @@ impl Trainer {
         let (candidate_update, query_update) = rayon::join(
             || {
                 let dy = loss.candidate_grad();
-                backward_then_update(candidate, candidate_cache, dy, candidate_grads, candidate_state, adagrad)
+                candidate_state.backward_then_step(adagrad, candidate, candidate_cache, dy, candidate_grads)
             },
-            || backward_then_update(query, query_cache, loss.query_grad(), query_grads, query_state, adagrad),
+            || query_state.backward_then_step(adagrad, query, query_cache, loss.query_grad(), query_grads),
         );
         let update = query_update.max(candidate_update);
         lap(&mut profile.backward);
@@ -506,20 +505,6 @@ impl Trainer {
             temperature: self.config.temperature,
         }
     }
-}
-
-/// Zeroes `grads`, adds `tower`'s gradients for upstream `dy`, and applies one Adagrad step to
-/// each parameter as soon as its gradient is complete ([`TowerState::backward_then_step`]);
-/// returns the seconds the steps took.
-fn backward_then_update(
-    tower: &mut Tower,
-    cache: &mut TowerCache,
-    dy: ndarray::ArrayView2<'_, f32>,
-    grads: &mut TowerGrads,
-    state: &mut TowerState,
-    adagrad: &Adagrad,
-) -> f64 {
-    state.backward_then_step(adagrad, tower, cache, dy, grads)
 }
 
 #[cfg(test)]
