@@ -1,5 +1,6 @@
-//! The two scans `true_rank` runs over each query's row of a score tile: how many scores lie
-//! above and at or above a band `[lo, hi]` around the true score, and which lie inside it.
+//! The scans over a query's row of block scores: for `true_rank`, how many scores lie above
+//! and at or above a band `[lo, hi]` around the true score, and which lie inside it; for
+//! `BruteForceIndex::top_k`, which are not below a rising threshold.
 //!
 //! Counting is a load, two compares and two counter updates per sixteen scores, written out
 //! with intrinsics: on AVX-512 the compares give masks and each counter adds 1 under its mask
@@ -34,7 +35,7 @@ pub(crate) fn count_band(row: &[f32], lo: f32, hi: f32) -> (u32, u32) {
 /// sixteen scores are tested at once; only a chunk holding one is looked at score by score.
 pub(crate) fn for_each_in_band(row: &[f32], lo: f32, hi: f32, mut visit: impl FnMut(usize)) {
     for (index, chunk) in row.chunks(LANES).enumerate() {
-        if chunk_touches_band(chunk, lo, hi) {
+        if chunk_any(chunk, |v| v >= lo && v <= hi) {
             for (offset, &v) in chunk.iter().enumerate() {
                 if v >= lo && v <= hi {
                     visit(index * LANES + offset);
@@ -52,7 +53,7 @@ pub(crate) fn for_each_in_band(row: &[f32], lo: f32, hi: f32, mut visit: impl Fn
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
 pub(crate) fn for_each_not_below(row: &[f32], mut threshold: f32, mut visit: impl FnMut(usize) -> f32) {
     for (index, chunk) in row.chunks(LANES).enumerate() {
-        if chunk_reaches(chunk, threshold) {
+        if chunk_any(chunk, |v| !(v < threshold)) {
             for (offset, &v) in chunk.iter().enumerate() {
                 if !(v < threshold) {
                     threshold = visit(index * LANES + offset);
@@ -60,14 +61,6 @@ pub(crate) fn for_each_not_below(row: &[f32], mut threshold: f32, mut visit: imp
             }
         }
     }
-}
-
-/// Whether any score of `chunk` is not below `threshold` (NaN counts), without branching per
-/// score.
-#[inline(always)]
-#[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN counts, as above
-fn chunk_reaches(chunk: &[f32], threshold: f32) -> bool {
-    chunk.iter().fold(0u32, |any, &v| any | u32::from(!(v < threshold))) != 0
 }
 
 /// The counting scans with intrinsics.
@@ -176,10 +169,11 @@ fn count_band_lanes(row: &[f32], lo: f32, hi: f32) -> (u32, u32) {
     (certain, possible)
 }
 
-/// Whether any score of `chunk` lies in `[lo, hi]`, without branching per score.
+/// Whether `holds` for any score of `chunk`, without branching per score (so that the chunk's
+/// test compiles to vector compares).
 #[inline(always)]
-fn chunk_touches_band(chunk: &[f32], lo: f32, hi: f32) -> bool {
-    chunk.iter().fold(0u32, |any, &v| any | u32::from(v >= lo && v <= hi)) != 0
+fn chunk_any(chunk: &[f32], holds: impl Fn(f32) -> bool) -> bool {
+    chunk.iter().fold(0u32, |any, &v| any | u32::from(holds(v))) != 0
 }
 
 #[cfg(test)]
