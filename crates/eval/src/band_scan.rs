@@ -1,34 +1,77 @@
 //! The scans over a query's row of block scores: for `true_rank`, how many scores lie above
-//! and at or above a band `[lo, hi]` around the true score, and which lie inside it; for
-//! `BruteForceIndex::top_k`, which are not below a rising threshold.
+//! and at or above a band `[lo, hi]` around the true score (and how many of those above are
+//! excluded for the query), and which lie inside it; for `BruteForceIndex::top_k`, which are
+//! not below a rising threshold.
 //!
 //! Counting is a load, two compares and two counter updates per sixteen scores, written out
 //! with intrinsics: on AVX-512 the compares give masks and each counter adds 1 under its mask
 //! (`vpsubd` of −1); on AVX2 each compare gives −1 or 0 per lane, subtracted from the counters.
-//! The compiler's own vectorisation of the portable loop (kept for other CPUs and as the
-//! reference) built its vectors lane by lane and spilled the counters: a third of a 20 000 ×
-//! 1682 evaluation (`perf`, Zen 5) went there. Every path counts and compares, nothing is
-//! rounded, so all give the same result (tested against a plain count).
+//! Exclusions come as a bitmap (bit `j` of word `j / 64` for score `j`): on AVX-512 sixteen of
+//! its bits are one more mask, ANDed with the "above" mask; on AVX2 eight bits are spread to
+//! lanes by one compare. The compiler's own vectorisation of the portable loop (kept for other
+//! CPUs and as the reference) built its vectors lane by lane and spilled the counters: a third
+//! of a 20 000 × 1682 evaluation (`perf`, Zen 5) went there. Every path counts and compares,
+//! nothing is rounded, so all give the same result (tested against a plain count).
 
 /// Lanes of counters and flags.
 const LANES: usize = 16;
 
-/// `(#{v > hi}, #{v ≥ lo})` over `row` (NaN counts in neither).
-pub(crate) fn count_band(row: &[f32], lo: f32, hi: f32) -> (u32, u32) {
+/// What [`count_band`] counts over a row of scores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BandCounts {
+    /// `#{j : row[j] > hi}`: certainly above.
+    pub(crate) above: u32,
+    /// `#{j : row[j] ≥ lo}`: possibly above.
+    pub(crate) at_least_lo: u32,
+    /// `#{j : row[j] > hi, j excluded}`: certainly above but excluded.
+    pub(crate) excluded_above: u32,
+}
+
+/// Whether bit `j` of `bits` is set (bit `j % 64` of word `j / 64`).
+#[inline(always)]
+pub(crate) fn bit(bits: &[u64], j: usize) -> bool {
+    bits[j / 64] >> (j % 64) & 1 == 1
+}
+
+/// [`BandCounts`] of `row` (NaN counts nowhere); `excluded`, if given, holds a bit per score
+/// (at least `row.len()` bits).
+///
+/// # Panics
+/// If `excluded` has fewer than `row.len()` bits.
+pub(crate) fn count_band(row: &[f32], lo: f32, hi: f32, excluded: Option<&[u64]>) -> BandCounts {
+    if let Some(bits) = excluded {
+        assert!(
+            bits.len() * 64 >= row.len(),
+            "count_band: {} exclusion bits for {} scores",
+            bits.len() * 64,
+            row.len()
+        );
+    }
     #[cfg(target_arch = "x86_64")]
     {
         if tensor::lanes::avx512_enabled() {
-            // SAFETY: the CPU supports AVX-512F (checked by `avx512_enabled`).
+            // SAFETY: the CPU supports AVX-512F (checked by `avx512_enabled`); the bitmap is
+            // long enough (checked above).
             #[allow(unsafe_code)]
-            return unsafe { x86::count_band_avx512(row, lo, hi) };
+            return unsafe {
+                match excluded {
+                    Some(bits) => x86::count_band_avx512::<true>(row, lo, hi, bits),
+                    None => x86::count_band_avx512::<false>(row, lo, hi, &[]),
+                }
+            };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
+            // SAFETY: the CPU supports AVX2, checked just above; the bitmap is long enough.
             #[allow(unsafe_code)]
-            return unsafe { x86::count_band_avx2(row, lo, hi) };
+            return unsafe {
+                match excluded {
+                    Some(bits) => x86::count_band_avx2::<true>(row, lo, hi, bits),
+                    None => x86::count_band_avx2::<false>(row, lo, hi, &[]),
+                }
+            };
         }
     }
-    count_band_lanes(row, lo, hi)
+    count_band_lanes(row, lo, hi, excluded)
 }
 
 /// Calls `visit(j)` for every `j` with `lo ≤ row[j] ≤ hi`, in increasing order. Chunks of
@@ -68,71 +111,104 @@ pub(crate) fn for_each_not_below(row: &[f32], mut threshold: f32, mut visit: imp
 #[allow(unsafe_code)]
 mod x86 {
     use std::arch::x86_64::{
-        __m256i, __m512i, _mm256_add_epi32, _mm256_castps_si256, _mm256_cmp_ps, _mm256_loadu_ps, _mm256_set1_ps,
-        _mm256_setzero_si256, _mm256_storeu_si256, _mm256_sub_epi32, _mm512_mask_cmp_ps_mask, _mm512_mask_sub_epi32,
-        _mm512_maskz_loadu_ps, _mm512_reduce_add_epi32, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_si512,
-        _CMP_GE_OQ, _CMP_GT_OQ,
+        __m256i, __m512i, _mm256_add_epi32, _mm256_and_si256, _mm256_castps_si256, _mm256_cmp_ps, _mm256_cmpeq_epi32,
+        _mm256_loadu_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setzero_si256,
+        _mm256_storeu_si256, _mm256_sub_epi32, _mm512_mask_cmp_ps_mask, _mm512_mask_sub_epi32, _mm512_maskz_loadu_ps,
+        _mm512_reduce_add_epi32, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_si512, _CMP_GE_OQ, _CMP_GT_OQ,
     };
 
-    /// [`super::count_band`] on sixteen lanes of masks.
+    use super::{bit, BandCounts};
+
+    /// The sixteen exclusion bits of scores `start..start + 16` (`start` a multiple of 16).
+    #[inline(always)]
+    fn sixteen_bits(bits: &[u64], start: usize) -> u16 {
+        (bits[start / 64] >> (start % 64)) as u16
+    }
+
+    /// [`super::count_band`] on sixteen lanes of masks; `EXCLUDE` counts the excluded scores
+    /// above as well.
     ///
     /// # Safety
-    /// The CPU supports AVX-512F.
+    /// The CPU supports AVX-512F. With `EXCLUDE`, `excluded` holds `row.len()` bits or more.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn count_band_avx512(row: &[f32], lo: f32, hi: f32) -> (u32, u32) {
+    pub(super) unsafe fn count_band_avx512<const EXCLUDE: bool>(
+        row: &[f32],
+        lo: f32,
+        hi: f32,
+        excluded: &[u64],
+    ) -> BandCounts {
         let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
         let minus_one = _mm512_set1_epi32(-1);
-        // Counters in two pairs, so that consecutive chunks do not wait on one another's add.
-        let (mut certain, mut possible) = ([_mm512_setzero_si512(); 2], [_mm512_setzero_si512(); 2]);
-        // Adds the lanes `live` of chunk `start..start + 16` to one pair of counters.
-        let count = |start: usize, live: u16, certain: &mut __m512i, possible: &mut __m512i| {
+        // Counters in two sets, so that consecutive chunks do not wait on one another's add.
+        let mut counters = [[_mm512_setzero_si512(); 3]; 2];
+        // Adds the lanes `live` of chunk `start..start + 16` to one set of counters.
+        let count = |start: usize, live: u16, [above_n, at_least_n, excluded_n]: &mut [__m512i; 3]| {
             // SAFETY: the lanes outside `live` are neither read nor compared, and the lanes in
             // it lie inside `row` (below).
             unsafe {
                 let v = _mm512_maskz_loadu_ps(live, row.as_ptr().add(start));
                 let above = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(live, v, hi);
                 let at_least = _mm512_mask_cmp_ps_mask::<_CMP_GE_OQ>(live, v, lo);
-                *certain = _mm512_mask_sub_epi32(*certain, above, *certain, minus_one);
-                *possible = _mm512_mask_sub_epi32(*possible, at_least, *possible, minus_one);
+                *above_n = _mm512_mask_sub_epi32(*above_n, above, *above_n, minus_one);
+                *at_least_n = _mm512_mask_sub_epi32(*at_least_n, at_least, *at_least_n, minus_one);
+                if EXCLUDE {
+                    let dropped = above & sixteen_bits(excluded, start);
+                    *excluded_n = _mm512_mask_sub_epi32(*excluded_n, dropped, *excluded_n, minus_one);
+                }
             }
         };
-        let [c0, c1] = &mut certain;
-        let [p0, p1] = &mut possible;
+        let [first, second] = &mut counters;
         let whole = row.len() / 16;
         for pair in 0..whole / 2 {
-            count(32 * pair, u16::MAX, c0, p0);
-            count(32 * pair + 16, u16::MAX, c1, p1);
+            count(32 * pair, u16::MAX, first);
+            count(32 * pair + 16, u16::MAX, second);
         }
         if whole % 2 == 1 {
-            count(16 * (whole - 1), u16::MAX, c0, p0);
+            count(16 * (whole - 1), u16::MAX, first);
         }
         let tail = row.len() % 16;
         if tail > 0 {
-            count(16 * whole, (1u16 << tail) - 1, c1, p1);
+            count(16 * whole, (1u16 << tail) - 1, second);
         }
-        let total =
-            |c: [__m512i; 2]| (_mm512_reduce_add_epi32(c[0]) as u32).wrapping_add(_mm512_reduce_add_epi32(c[1]) as u32);
-        (total(certain), total(possible))
+        let total = |k: usize| {
+            (_mm512_reduce_add_epi32(counters[0][k]) as u32)
+                .wrapping_add(_mm512_reduce_add_epi32(counters[1][k]) as u32)
+        };
+        BandCounts { above: total(0), at_least_lo: total(1), excluded_above: total(2) }
     }
 
-    /// [`super::count_band`] on eight lanes of −1/0 compares.
+    /// [`super::count_band`] on eight lanes of −1/0 compares; `EXCLUDE` counts the excluded
+    /// scores above as well.
     ///
     /// # Safety
-    /// The CPU supports AVX2.
+    /// The CPU supports AVX2. With `EXCLUDE`, `excluded` holds `row.len()` bits or more.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn count_band_avx2(row: &[f32], lo: f32, hi: f32) -> (u32, u32) {
+    pub(super) unsafe fn count_band_avx2<const EXCLUDE: bool>(
+        row: &[f32],
+        lo: f32,
+        hi: f32,
+        excluded: &[u64],
+    ) -> BandCounts {
         let (lo_v, hi_v) = (_mm256_set1_ps(lo), _mm256_set1_ps(hi));
-        let (mut certain, mut possible) = ([_mm256_setzero_si256(); 2], [_mm256_setzero_si256(); 2]);
+        // Lane `l` tests bit `l` of a byte of exclusion bits.
+        let lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        let mut counters = [[_mm256_setzero_si256(); 2]; 3];
         let mut chunks = row.chunks_exact(16);
-        for chunk in &mut chunks {
+        for (index, chunk) in (&mut chunks).enumerate() {
+            let bits = if EXCLUDE { sixteen_bits(excluded, 16 * index) } else { 0 };
             for (half, values) in chunk.chunks_exact(8).enumerate() {
                 // SAFETY: `values` is 8 floats long.
                 let v = unsafe { _mm256_loadu_ps(values.as_ptr()) };
                 // Each compare is −1 where it holds, 0 elsewhere (and for NaN).
                 let above = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(v, hi_v));
                 let at_least = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(v, lo_v));
-                certain[half] = _mm256_sub_epi32(certain[half], above);
-                possible[half] = _mm256_sub_epi32(possible[half], at_least);
+                counters[0][half] = _mm256_sub_epi32(counters[0][half], above);
+                counters[1][half] = _mm256_sub_epi32(counters[1][half], at_least);
+                if EXCLUDE {
+                    let byte = _mm256_set1_epi32(i32::from(bits >> (8 * half) & 0xff));
+                    let lanes = _mm256_cmpeq_epi32(_mm256_and_si256(byte, lane_bit), lane_bit);
+                    counters[2][half] = _mm256_sub_epi32(counters[2][half], _mm256_and_si256(above, lanes));
+                }
             }
         }
         let total = |c: [__m256i; 2]| {
@@ -141,32 +217,43 @@ mod x86 {
             unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), _mm256_add_epi32(c[0], c[1])) };
             lanes.iter().fold(0u32, |sum, &l| sum.wrapping_add(l))
         };
-        let (mut certain, mut possible) = (total(certain), total(possible));
-        for &v in chunks.remainder() {
-            certain += u32::from(v > hi);
-            possible += u32::from(v >= lo);
+        let mut counts = BandCounts {
+            above: total(counters[0]),
+            at_least_lo: total(counters[1]),
+            excluded_above: total(counters[2]),
+        };
+        let done = row.len() - chunks.remainder().len();
+        for (j, &v) in chunks.remainder().iter().enumerate() {
+            counts.above += u32::from(v > hi);
+            counts.at_least_lo += u32::from(v >= lo);
+            counts.excluded_above += u32::from(EXCLUDE && v > hi && bit(excluded, done + j));
         }
-        (certain, possible)
+        counts
     }
 }
 
 #[inline(always)]
-fn count_band_lanes(row: &[f32], lo: f32, hi: f32) -> (u32, u32) {
-    let (mut certain, mut possible) = ([0u32; LANES], [0u32; LANES]);
+fn count_band_lanes(row: &[f32], lo: f32, hi: f32, excluded: Option<&[u64]>) -> BandCounts {
+    let (mut above, mut at_least_lo) = ([0u32; LANES], [0u32; LANES]);
     let mut chunks = row.chunks_exact(LANES);
     for chunk in &mut chunks {
         let chunk = <&[f32; LANES]>::try_from(chunk).expect("chunks_exact gives whole chunks");
         for lane in 0..LANES {
-            certain[lane] += u32::from(chunk[lane] > hi);
-            possible[lane] += u32::from(chunk[lane] >= lo);
+            above[lane] += u32::from(chunk[lane] > hi);
+            at_least_lo[lane] += u32::from(chunk[lane] >= lo);
         }
     }
-    let (mut certain, mut possible) = (certain.iter().sum::<u32>(), possible.iter().sum::<u32>());
+    let mut counts = BandCounts {
+        above: above.iter().sum(),
+        at_least_lo: at_least_lo.iter().sum(),
+        excluded_above: excluded
+            .map_or(0, |bits| row.iter().enumerate().filter(|&(j, &v)| v > hi && bit(bits, j)).count() as u32),
+    };
     for &v in chunks.remainder() {
-        certain += u32::from(v > hi);
-        possible += u32::from(v >= lo);
+        counts.above += u32::from(v > hi);
+        counts.at_least_lo += u32::from(v >= lo);
     }
-    (certain, possible)
+    counts
 }
 
 /// Whether `holds` for any score of `chunk`, without branching per score (so that the chunk's
@@ -197,23 +284,49 @@ mod tests {
 
     const BANDS: [(f32, f32); 5] = [(-1.0, 1.0), (0.0, 0.0), (-10.0, 10.0), (2.5, 4.0), (-0.0, 0.0)];
 
+    /// Exclusion bitmaps for a row of `len` scores: none set, all set, and an irregular
+    /// pattern (with bits set past the row's end, which must not count).
+    fn bitmaps(len: usize) -> [Vec<u64>; 3] {
+        let words = len.div_ceil(64).max(1);
+        let pattern = (0..words as u64).map(|w| (w + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x00ff_0f0f_3333_5555);
+        [vec![0; words], vec![u64::MAX; words], pattern.collect()]
+    }
+
     #[test]
     fn band_counts_equal_a_plain_count_at_every_length() {
         for row in rows() {
             for (lo, hi) in BANDS {
-                let expected =
-                    (row.iter().filter(|&&v| v > hi).count() as u32, row.iter().filter(|&&v| v >= lo).count() as u32);
-                assert_eq!(count_band(&row, lo, hi), expected, "length {}, band [{lo}, {hi}]", row.len());
-                assert_eq!(count_band_lanes(&row, lo, hi), expected, "portable, length {}", row.len());
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: each kernel runs only where the CPU has its instructions.
-                #[allow(unsafe_code)]
-                unsafe {
-                    if std::arch::is_x86_feature_detected!("avx512f") {
-                        assert_eq!(x86::count_band_avx512(&row, lo, hi), expected, "AVX-512, length {}", row.len());
-                    }
-                    if std::arch::is_x86_feature_detected!("avx2") {
-                        assert_eq!(x86::count_band_avx2(&row, lo, hi), expected, "AVX2, length {}", row.len());
+                let plain = |excluded: Option<&[u64]>| BandCounts {
+                    above: row.iter().filter(|&&v| v > hi).count() as u32,
+                    at_least_lo: row.iter().filter(|&&v| v >= lo).count() as u32,
+                    excluded_above: excluded.map_or(0, |bits| {
+                        (0..row.len()).filter(|&j| row[j] > hi && bits[j / 64] & (1 << (j % 64)) != 0).count() as u32
+                    }),
+                };
+                let maps = bitmaps(row.len());
+                for excluded in [None].into_iter().chain(maps.iter().map(|m| Some(m.as_slice()))) {
+                    let expected = plain(excluded);
+                    let what =
+                        format!("length {}, band [{lo}, {hi}], excluded {:?}", row.len(), excluded.map(|m| m[0]));
+                    assert_eq!(count_band(&row, lo, hi, excluded), expected, "{what}");
+                    assert_eq!(count_band_lanes(&row, lo, hi, excluded), expected, "portable, {what}");
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: each kernel runs only where the CPU has its instructions, with
+                    // bitmaps of a bit per score or more.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        let bits = excluded.unwrap_or(&[]);
+                        type Kernel = unsafe fn(&[f32], f32, f32, &[u64]) -> BandCounts;
+                        let (avx512, avx2): (Kernel, Kernel) = match excluded {
+                            Some(_) => (x86::count_band_avx512::<true>, x86::count_band_avx2::<true>),
+                            None => (x86::count_band_avx512::<false>, x86::count_band_avx2::<false>),
+                        };
+                        if std::arch::is_x86_feature_detected!("avx512f") {
+                            assert_eq!(avx512(&row, lo, hi, bits), expected, "AVX-512, {what}");
+                        }
+                        if std::arch::is_x86_feature_detected!("avx2") {
+                            assert_eq!(avx2(&row, lo, hi, bits), expected, "AVX2, {what}");
+                        }
                     }
                 }
             }

@@ -36,6 +36,7 @@ mod ann;
 mod band_scan;
 mod ease;
 mod exact;
+mod exclusions;
 mod index;
 mod ivf;
 mod kernel;

@@ -5,13 +5,12 @@
 //! `exact.rs`), so ranks are the same on every CPU and BLAS kernel: a duplicate of the true row
 //! ties with it exactly and never outranks it.
 
-use std::borrow::Cow;
-
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::band_scan::{count_band, for_each_in_band};
+use crate::band_scan::{bit, count_band, for_each_in_band};
 use crate::exact::{exact_score, row_norms, Band};
+use crate::exclusions::TaskExclusions;
 use crate::kernel::{Lanes, ScoreKernel};
 
 /// Queries one task ranks together: their score tile against [`TILE_CANDIDATES`] catalogue rows
@@ -151,86 +150,69 @@ fn count_above<E: AsRef<[u32]> + Sync>(
         })
         .collect();
     let mut counts: Vec<Above> = positives.iter().map(|p| Above { miss: p.is_nan(), ..Above::default() }).collect();
-    // One score tile per run of tasks rayon hands a worker, not per task: a fresh 480 KiB tile
-    // per task was mapped and zeroed by the kernel each time (7% of a 5M evaluation in
-    // `clear_page_erms`).
-    let new_tile = || Array2::<f32>::zeros((TILE_QUERIES, catalogue_tiles.first().map_or(0, Array2::ncols)));
-    counts.par_chunks_mut(TILE_QUERIES * TILES_PER_TASK).enumerate().for_each_init(new_tile, |tile, (task, counts)| {
-        let task_start = task * TILE_QUERIES * TILES_PER_TASK;
-        // Each query's exclusions in ascending order, walked tile by tile with a cursor.
-        // Lists already in order (evaluation's seen rows) are borrowed, the others sorted copies.
-        let excluded_sorted: Vec<Cow<'_, [u32]>> = match exclusions {
-            Some(ex) => ex[task_start..task_start + counts.len()]
-                .iter()
-                .map(|rows| {
-                    let rows = rows.as_ref();
-                    if rows.is_sorted() {
-                        Cow::Borrowed(rows)
-                    } else {
-                        let mut sorted = rows.to_vec();
-                        sorted.sort_unstable();
-                        Cow::Owned(sorted)
-                    }
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        let mut cursors = vec![0usize; excluded_sorted.len()];
-        // Catalogue tiles outside, the task's query blocks inside: each tile is read from memory
-        // once per task and then from L2 for every block.
-        for (c_start, tile_t) in (0..n_rows).step_by(TILE_CANDIDATES).zip(&catalogue_tiles) {
-            let c_end = (c_start + TILE_CANDIDATES).min(n_rows);
-            let c_block = catalogue.slice(s![c_start..c_end, ..]);
-            let max_norm = catalogue_norms[c_start..c_end].iter().copied().fold(0.0, f64::max);
-            for (block, counts) in counts.chunks_mut(TILE_QUERIES).enumerate() {
-                let local_start = block * TILE_QUERIES;
-                let q_start = task_start + local_start;
-                let q_block = queries.slice(s![q_start..q_start + counts.len(), ..]);
-                let width = tile_t.ncols() - ROW_PAD;
-                let mut scores = tile.slice_mut(s![..counts.len(), ..width]);
-                kernel.scores(q_block, tile_t.slice(s![.., ..width]).t(), &mut scores);
-                for (i, count) in counts.iter_mut().enumerate() {
-                    let query = q_start + i;
-                    if count.miss {
-                        continue;
-                    }
-                    let pos = positives[query];
-                    let band = Band::new(dim, query_norms[query]);
-                    let (lo, hi) = band.around(pos, max_norm);
-                    let row = scores.row(i);
-                    let row = &row.as_slice().expect("score tiles are row-contiguous")[..c_end - c_start];
-                    // Certainly above, and at least possibly above (one vectorised pass); rescore
-                    // the difference exactly. The true row itself is always in the band and never
-                    // above (its exact score is the threshold), so it needs no rescoring.
-                    let (certain, possible) = count_band(row, lo, hi);
-                    let own = true_rows[query] as usize;
-                    let own_in_band = (c_start..c_end).contains(&own) && (lo..=hi).contains(&row[own - c_start]);
-                    // Coarse band (the block's largest norm), then each candidate's own band, then exact.
-                    let is_above = |j: usize| {
-                        let v = row[j];
-                        v > hi
-                            || (v >= lo
-                                && band
-                                    .above(v, catalogue_norms[c_start + j], pos)
-                                    .unwrap_or_else(|| exact_score(queries.row(query), c_block.row(j)) > pos))
-                    };
-                    count.rows += certain;
-                    if possible > certain + u32::from(own_in_band) {
-                        for_each_in_band(row, lo, hi, |j| {
-                            count.rows += u32::from(c_start + j != own && is_above(j));
-                        });
-                    }
-                    if let Some(rows) = excluded_sorted.get(local_start + i) {
-                        let cursor = &mut cursors[local_start + i];
-                        let in_tile = rows[*cursor..].iter().take_while(|&&r| (r as usize) < c_end).count();
-                        let excluded = &rows[*cursor..*cursor + in_tile];
-                        *cursor += in_tile;
-                        count.excluded += excluded.iter().filter(|&&r| is_above(r as usize - c_start)).count() as u32;
+    // One score tile and one set of exclusion bitmaps per run of tasks rayon hands a worker,
+    // not per task: a fresh 480 KiB tile per task was mapped and zeroed by the kernel each time
+    // (7% of a 5M evaluation in `clear_page_erms`).
+    let new_scratch =
+        || (Array2::<f32>::zeros((TILE_QUERIES, catalogue_tiles.first().map_or(0, Array2::ncols))), Vec::new());
+    counts.par_chunks_mut(TILE_QUERIES * TILES_PER_TASK).enumerate().for_each_init(
+        new_scratch,
+        |(tile, bits), (task, counts)| {
+            let task_start = task * TILE_QUERIES * TILES_PER_TASK;
+            let mut excluded = match exclusions {
+                Some(ex) => TaskExclusions::new(&ex[task_start..task_start + counts.len()], TILE_CANDIDATES),
+                None => TaskExclusions::default(),
+            };
+            // Catalogue tiles outside, the task's query blocks inside: each tile is read from memory
+            // once per task and then from L2 for every block.
+            for (c_start, tile_t) in (0..n_rows).step_by(TILE_CANDIDATES).zip(&catalogue_tiles) {
+                let c_end = (c_start + TILE_CANDIDATES).min(n_rows);
+                let c_block = catalogue.slice(s![c_start..c_end, ..]);
+                let max_norm = catalogue_norms[c_start..c_end].iter().copied().fold(0.0, f64::max);
+                excluded.fill_tile(c_start, c_end, bits);
+                for (block, counts) in counts.chunks_mut(TILE_QUERIES).enumerate() {
+                    let local_start = block * TILE_QUERIES;
+                    let q_start = task_start + local_start;
+                    let q_block = queries.slice(s![q_start..q_start + counts.len(), ..]);
+                    let width = tile_t.ncols() - ROW_PAD;
+                    let mut scores = tile.slice_mut(s![..counts.len(), ..width]);
+                    kernel.scores(q_block, tile_t.slice(s![.., ..width]).t(), &mut scores);
+                    for (i, count) in counts.iter_mut().enumerate() {
+                        let query = q_start + i;
+                        if count.miss {
+                            continue;
+                        }
+                        let pos = positives[query];
+                        let band = Band::new(dim, query_norms[query]);
+                        let (lo, hi) = band.around(pos, max_norm);
+                        let row = scores.row(i);
+                        let row = &row.as_slice().expect("score tiles are row-contiguous")[..c_end - c_start];
+                        let excluded = excluded.in_tile(local_start + i, bits);
+                        // Certainly above, and at least possibly above (one vectorised pass); rescore
+                        // the difference exactly. The true row itself is always in the band and never
+                        // above (its exact score is the threshold), so it needs no rescoring.
+                        let band_counts = count_band(row, lo, hi, excluded);
+                        count.rows += band_counts.above;
+                        count.excluded += band_counts.excluded_above;
+                        let own = true_rows[query] as usize;
+                        let own_in_band = (c_start..c_end).contains(&own) && (lo..=hi).contains(&row[own - c_start]);
+                        if band_counts.at_least_lo > band_counts.above + u32::from(own_in_band) {
+                            // Coarse band (the block's largest norm), then each candidate's own
+                            // band, then exact.
+                            for_each_in_band(row, lo, hi, |j| {
+                                let above = c_start + j != own
+                                    && band
+                                        .above(row[j], catalogue_norms[c_start + j], pos)
+                                        .unwrap_or_else(|| exact_score(queries.row(query), c_block.row(j)) > pos);
+                                count.rows += u32::from(above);
+                                count.excluded += u32::from(above && excluded.is_some_and(|bits| bit(bits, j)));
+                            });
+                        }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     counts
 }
 

@@ -269,6 +269,52 @@ fn ranks_match_a_naive_count_including_exclusions_and_big_catalogues() {
 }
 
 #[test]
+fn queries_sharing_long_exclusion_lists_rank_as_a_naive_count() {
+    // Users with runs of 1–150 consecutive queries (across the ranking's blocks of 60 and tasks
+    // of 480), each run borrowing one list of up to a third of the catalogue, in order or not,
+    // holding the run's true rows half of the time: as evaluation passes a user's seen rows.
+    let mut rng = ChaCha8Rng::seed_from_u64(34);
+    let (n_queries, n_rows, dim) = (1500, 5000, 8);
+    let queries = random((n_queries, dim), &mut rng);
+    let candidates = random((n_rows, dim), &mut rng);
+    let true_rows: Vec<u32> = (0..n_queries).map(|_| rng.random_range(0..n_rows as u32)).collect();
+    let mut lists: Vec<Vec<u32>> = Vec::new();
+    let mut list_of = Vec::new();
+    while list_of.len() < n_queries {
+        let run = rng.random_range(1..=150).min(n_queries - list_of.len());
+        let first = list_of.len();
+        let mut rows: std::collections::BTreeSet<u32> =
+            (0..rng.random_range(0..n_rows / 3)).map(|_| rng.random_range(0..n_rows as u32)).collect();
+        if rng.random_bool(0.5) {
+            rows.extend(&true_rows[first..first + run]);
+        }
+        let mut rows: Vec<u32> = rows.into_iter().collect();
+        if rng.random_bool(0.3) {
+            rows.reverse();
+        }
+        list_of.extend(std::iter::repeat_n(lists.len(), run));
+        lists.push(rows);
+    }
+    let shared: Vec<&[u32]> = list_of.iter().map(|&l| lists[l].as_slice()).collect();
+    let (unfiltered, filtered) =
+        true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &shared);
+    let scores = naive_scores(&queries, &candidates);
+    for i in 0..n_queries {
+        let pos = scores[[i, true_rows[i] as usize]];
+        let above: Vec<u32> = (0..n_rows as u32).filter(|&j| scores[[i, j as usize]] > pos).collect();
+        assert_eq!(unfiltered[i], above.len() as u32, "query {i}");
+        let excluded = above.iter().filter(|j| shared[i].contains(j)).count() as u32;
+        assert_eq!(filtered[i], unfiltered[i] - excluded, "query {i}");
+    }
+    // The same lists as separate copies (nothing shared) rank alike.
+    let copies: Vec<Vec<u32>> = shared.iter().map(|rows| rows.to_vec()).collect();
+    assert_eq!(
+        true_rank_unfiltered_and_filtered(queries.view(), candidates.view(), &true_rows, &copies),
+        (unfiltered, filtered)
+    );
+}
+
+#[test]
 fn own_row_and_duplicate_rows_never_outrank_the_truth() {
     let mut rng = ChaCha8Rng::seed_from_u64(33);
     let queries = random((300, 32), &mut rng);
