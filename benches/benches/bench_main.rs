@@ -336,6 +336,27 @@ fn evaluation(c: &mut Criterion) {
     group.bench_function("factorized_top_k_20000x1682", |bench| {
         bench.iter(|| black_box(eval::true_rank(queries.view(), catalogue.view(), &true_rows, None)))
     });
+    // Seen-filtered, as evaluation ranks a split: 400 users' 50 queries each side by side, each
+    // user's list (about 300 of the 1682 rows) borrowed by all its queries.
+    let seen: Vec<Vec<u32>> = (0..400u32)
+        .map(|user| {
+            let mut rows: Vec<u32> = (0..300u32).map(|i| (i * 7919 + user * 104_729) % N_MOVIES as u32).collect();
+            rows.sort_unstable();
+            rows.dedup();
+            rows
+        })
+        .collect();
+    let exclusions: Vec<&[u32]> = (0..20_000).map(|query| seen[query / 50].as_slice()).collect();
+    group.bench_function("factorized_top_k_20000x1682_seen_filtered", |bench| {
+        bench.iter(|| {
+            black_box(eval::true_rank_unfiltered_and_filtered(
+                queries.view(),
+                catalogue.view(),
+                &true_rows,
+                &exclusions,
+            ))
+        })
+    });
     group.finish();
 }
 
