@@ -165,7 +165,7 @@ mod x86 {
             }
         };
         let words = row.len() / 64;
-        for word in 0..words {
+        for (word, _) in row.chunks_exact(64).enumerate() {
             let start = 64 * word;
             let v = [
                 load(start, u16::MAX),
