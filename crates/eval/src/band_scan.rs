@@ -112,20 +112,14 @@ pub(crate) fn for_each_not_below(row: &[f32], mut threshold: f32, mut visit: imp
 #[allow(unsafe_code)]
 mod x86 {
     use std::arch::x86_64::{
-        __m256i, __m512, __m512i, _mm256_add_epi32, _mm256_and_si256, _mm256_castps_si256, _mm256_cmp_ps,
-        _mm256_cmpeq_epi32, _mm256_loadu_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32,
-        _mm256_setzero_si256, _mm256_storeu_si256, _mm256_sub_epi32, _mm512_cmp_ps_mask, _mm512_mask_cmp_ps_mask,
-        _mm512_mask_sub_epi32, _mm512_maskz_loadu_ps, _mm512_reduce_add_epi32, _mm512_set1_epi32, _mm512_set1_ps,
-        _mm512_setzero_si512, _CMP_GE_OQ, _CMP_GT_OQ,
+        __m256, __m256i, __m512, __m512i, _mm256_add_epi32, _mm256_and_si256, _mm256_castps_si256, _mm256_cmp_ps,
+        _mm256_cmpeq_epi32, _mm256_loadu_ps, _mm256_movemask_ps, _mm256_or_ps, _mm256_set1_epi32, _mm256_set1_ps,
+        _mm256_setr_epi32, _mm256_setzero_si256, _mm256_storeu_si256, _mm256_sub_epi32, _mm512_cmp_ps_mask,
+        _mm512_mask_cmp_ps_mask, _mm512_mask_sub_epi32, _mm512_maskz_loadu_ps, _mm512_reduce_add_epi32,
+        _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_si512, _CMP_GE_OQ, _CMP_GT_OQ,
     };
 
     use super::{bit, BandCounts};
-
-    /// The sixteen exclusion bits of scores `start..start + 16` (`start` a multiple of 16).
-    #[inline(always)]
-    fn sixteen_bits(bits: &[u64], start: usize) -> u16 {
-        (bits[start / 64] >> (start % 64)) as u16
-    }
 
     /// [`super::count_band`] on sixteen lanes of masks; `EXCLUDE` counts the excluded scores
     /// above as well.
@@ -193,7 +187,8 @@ mod x86 {
     }
 
     /// [`super::count_band`] on eight lanes of −1/0 compares; `EXCLUDE` counts the excluded
-    /// scores above as well.
+    /// scores above as well. Runs of thirty-two scores with none at or above `lo` are skipped
+    /// after that one compare, as on AVX-512.
     ///
     /// # Safety
     /// The CPU supports AVX2. With `EXCLUDE`, `excluded` holds `row.len()` bits or more.
@@ -208,19 +203,24 @@ mod x86 {
         // Lane `l` tests bit `l` of a byte of exclusion bits.
         let lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
         let mut counters = [[_mm256_setzero_si256(); 2]; 3];
-        let mut chunks = row.chunks_exact(16);
+        let mut chunks = row.chunks_exact(32);
         for (index, chunk) in (&mut chunks).enumerate() {
-            let bits = if EXCLUDE { sixteen_bits(excluded, 16 * index) } else { 0 };
-            for (half, values) in chunk.chunks_exact(8).enumerate() {
-                // SAFETY: `values` is 8 floats long.
-                let v = unsafe { _mm256_loadu_ps(values.as_ptr()) };
-                // Each compare is −1 where it holds, 0 elsewhere (and for NaN).
+            // SAFETY: `chunk` is 32 floats long.
+            let v: [__m256; 4] = std::array::from_fn(|q| unsafe { _mm256_loadu_ps(chunk.as_ptr().add(8 * q)) });
+            // Each compare is −1 where it holds, 0 elsewhere (and for NaN).
+            let at_least = v.map(|v| _mm256_cmp_ps::<_CMP_GE_OQ>(v, lo_v));
+            let any = _mm256_or_ps(_mm256_or_ps(at_least[0], at_least[1]), _mm256_or_ps(at_least[2], at_least[3]));
+            if _mm256_movemask_ps(any) == 0 {
+                continue;
+            }
+            let bits = if EXCLUDE { (excluded[index / 2] >> (32 * (index % 2))) as u32 } else { 0 };
+            for (q, (&v, &at_least)) in v.iter().zip(&at_least).enumerate() {
+                let half = q % 2;
                 let above = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(v, hi_v));
-                let at_least = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(v, lo_v));
                 counters[0][half] = _mm256_sub_epi32(counters[0][half], above);
-                counters[1][half] = _mm256_sub_epi32(counters[1][half], at_least);
+                counters[1][half] = _mm256_sub_epi32(counters[1][half], _mm256_castps_si256(at_least));
                 if EXCLUDE {
-                    let byte = _mm256_set1_epi32(i32::from(bits >> (8 * half) & 0xff));
+                    let byte = _mm256_set1_epi32((bits >> (8 * q) & 0xff) as i32);
                     let lanes = _mm256_cmpeq_epi32(_mm256_and_si256(byte, lane_bit), lane_bit);
                     counters[2][half] = _mm256_sub_epi32(counters[2][half], _mm256_and_si256(above, lanes));
                 }
