@@ -3,10 +3,11 @@
 //! excluded for the query), and which lie inside it; for `BruteForceIndex::top_k`, which are
 //! not below a rising threshold.
 //!
-//! Counting is a load, two compares and two counter updates per sixteen scores, written out
-//! with intrinsics: on AVX-512 the compares give masks and each counter adds 1 under its mask
-//! (`vpsubd` of −1); on AVX2 each compare gives −1 or 0 per lane, subtracted from the counters.
-//! Exclusions come as a bitmap (bit `j` of word `j / 64` for score `j`): on AVX-512 sixteen of
+//! Counting is written out with intrinsics: on AVX-512 the compares give masks and each
+//! counter adds 1 under its mask (`vpsubd` of −1); on AVX2 each compare gives −1 or 0 per lane,
+//! subtracted from the counters. Most of a row lies below a true score's band, so a run of 64
+//! scores (32 on AVX2) is first compared with `lo` alone, and counted only if one score is at
+//! or above it: a load and a compare per sixteen scores in the common case. Exclusions come as a bitmap (bit `j` of word `j / 64` for score `j`): on AVX-512 sixteen of
 //! its bits are one more mask, ANDed with the "above" mask; on AVX2 eight bits are spread to
 //! lanes by one compare. The compiler's own vectorisation of the portable loop (kept for other
 //! CPUs and as the reference) built its vectors lane by lane and spilled the counters: a third

@@ -5,7 +5,7 @@
 //! `exact.rs`), so ranks are the same on every CPU and BLAS kernel: a duplicate of the true row
 //! ties with it exactly and never outranks it.
 
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::{s, Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
 use crate::band_scan::{bit, count_band, for_each_in_band};
@@ -177,36 +177,24 @@ fn count_above<E: AsRef<[u32]> + Sync>(
                     let width = tile_t.ncols() - ROW_PAD;
                     let mut scores = tile.slice_mut(s![..counts.len(), ..width]);
                     kernel.scores(q_block, tile_t.slice(s![.., ..width]).t(), &mut scores);
+                    let tile = CatalogueTile {
+                        start: c_start,
+                        rows: c_block,
+                        norms: &catalogue_norms[c_start..c_end],
+                        max_norm,
+                    };
                     for (i, count) in counts.iter_mut().enumerate() {
                         let query = q_start + i;
-                        if count.miss {
-                            continue;
-                        }
-                        let pos = positives[query];
-                        let band = Band::new(dim, query_norms[query]);
-                        let (lo, hi) = band.around(pos, max_norm);
-                        let row = scores.row(i);
-                        let row = &row.as_slice().expect("score tiles are row-contiguous")[..c_end - c_start];
-                        let excluded = excluded.in_tile(local_start + i, bits);
-                        // Certainly above, and at least possibly above (one vectorised pass); rescore
-                        // the difference exactly. The true row itself is always in the band and never
-                        // above (its exact score is the threshold), so it needs no rescoring.
-                        let band_counts = count_band(row, lo, hi, excluded);
-                        count.rows += band_counts.above;
-                        count.excluded += band_counts.excluded_above;
-                        let own = true_rows[query] as usize;
-                        let own_in_band = (c_start..c_end).contains(&own) && (lo..=hi).contains(&row[own - c_start]);
-                        if band_counts.at_least_lo > band_counts.above + u32::from(own_in_band) {
-                            // Coarse band (the block's largest norm), then each candidate's own
-                            // band, then exact.
-                            for_each_in_band(row, lo, hi, |j| {
-                                let above = c_start + j != own
-                                    && band
-                                        .above(row[j], catalogue_norms[c_start + j], pos)
-                                        .unwrap_or_else(|| exact_score(queries.row(query), c_block.row(j)) > pos);
-                                count.rows += u32::from(above);
-                                count.excluded += u32::from(above && excluded.is_some_and(|bits| bit(bits, j)));
-                            });
+                        if !count.miss {
+                            let row = scores.row(i);
+                            let row = &row.as_slice().expect("score tiles are row-contiguous")[..c_end - c_start];
+                            let truth = Truth {
+                                query: queries.row(query),
+                                norm: query_norms[query],
+                                score: positives[query],
+                                row: true_rows[query] as usize,
+                            };
+                            count_tile(count, &truth, &tile, row, excluded.in_tile(local_start + i, bits));
                         }
                     }
                 }
@@ -214,6 +202,60 @@ fn count_above<E: AsRef<[u32]> + Sync>(
         },
     );
     counts
+}
+
+/// A query and its true candidate's exact score.
+struct Truth<'a> {
+    query: ArrayView1<'a, f32>,
+    /// `‖q‖`, for the band.
+    norm: f64,
+    /// The exact score of the true row.
+    score: f64,
+    /// The true row (in the whole catalogue).
+    row: usize,
+}
+
+/// Catalogue rows `start..start + rows.nrows()` and their norms.
+struct CatalogueTile<'a> {
+    start: usize,
+    rows: ArrayView2<'a, f32>,
+    norms: &'a [f64],
+    /// The largest of `norms`: one band for the whole tile's first pass.
+    max_norm: f64,
+}
+
+/// Adds to `count` the rows of `tile` exactly above the truth, and how many of those are
+/// excluded (bit `j` of `excluded` for row `tile.start + j`), given the tile's block scores
+/// `scores` for the query.
+///
+/// Certainly above, and at least possibly above, come from one vectorised pass with the band
+/// of the tile's largest norm; only the rows in between (if any besides the true row, which is
+/// always in the band and never above: its exact score is the threshold) are decided by their
+/// own band and then exactly.
+fn count_tile(
+    count: &mut Above,
+    truth: &Truth<'_>,
+    tile: &CatalogueTile<'_>,
+    scores: &[f32],
+    excluded: Option<&[u64]>,
+) {
+    let band = Band::new(truth.query.len(), truth.norm);
+    let (lo, hi) = band.around(truth.score, tile.max_norm);
+    let counts = count_band(scores, lo, hi, excluded);
+    count.rows += counts.above;
+    count.excluded += counts.excluded_above;
+    let own = truth.row.wrapping_sub(tile.start);
+    let own_in_band = own < scores.len() && (lo..=hi).contains(&scores[own]);
+    if counts.at_least_lo > counts.above + u32::from(own_in_band) {
+        for_each_in_band(scores, lo, hi, |j| {
+            let above = j != own
+                && band
+                    .above(scores[j], tile.norms[j], truth.score)
+                    .unwrap_or_else(|| exact_score(truth.query, tile.rows.row(j)) > truth.score);
+            count.rows += u32::from(above);
+            count.excluded += u32::from(above && excluded.is_some_and(|bits| bit(bits, j)));
+        });
+    }
 }
 
 /// Running hit counts at each `k` over every query seen since the last reset: the
