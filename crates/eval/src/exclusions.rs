@@ -26,7 +26,7 @@ pub(crate) struct TaskExclusions<'a> {
     /// For each list, how many of its rows lie before the current tile.
     cursors: Vec<usize>,
     /// For each list, whether it has rows in the current tile.
-    in_tile: Vec<bool>,
+    has_rows: Vec<bool>,
     /// Bitmap words per list and tile.
     words: usize,
 }
@@ -53,7 +53,7 @@ impl<'a> TaskExclusions<'a> {
             task.list_of.push(task.lists.len() - 1);
         }
         task.cursors = vec![0; task.lists.len()];
-        task.in_tile = vec![false; task.lists.len()];
+        task.has_rows = vec![false; task.lists.len()];
         task
     }
 
@@ -65,7 +65,7 @@ impl<'a> TaskExclusions<'a> {
         for (k, rows) in self.lists.iter().enumerate() {
             let cursor = &mut self.cursors[k];
             let in_tile = rows[*cursor..].iter().take_while(|&&r| (r as usize) < end).count();
-            self.in_tile[k] = in_tile > 0;
+            self.has_rows[k] = in_tile > 0;
             if in_tile == 0 {
                 continue;
             }
@@ -82,7 +82,7 @@ impl<'a> TaskExclusions<'a> {
     /// Query `query`'s bitmap in the current tile, `None` if it excludes nothing there.
     pub(crate) fn in_tile<'b>(&self, query: usize, bits: &'b [u64]) -> Option<&'b [u64]> {
         let k = *self.list_of.get(query)?;
-        self.in_tile[k].then(|| &bits[k * self.words..(k + 1) * self.words])
+        self.has_rows[k].then(|| &bits[k * self.words..(k + 1) * self.words])
     }
 
     /// Distinct lists (for tests).
