@@ -370,6 +370,17 @@ enum Epilogue<'a> {
     ColumnBias { bias: &'a [f32], relu: bool },
 }
 
+/// The epilogues as const parameters of the vector kernels' stores: `out = sums`.
+const OVERWRITE: u8 = 0;
+/// `out = sums + out`.
+const ACCUMULATE: u8 = 1;
+/// `out = sums + bias[row]`.
+const ROW_BIAS: u8 = 2;
+/// `out = sums + bias[col]`.
+const COLUMN_BIAS: u8 = 3;
+/// `out = max(sums + bias[col], 0)`.
+const COLUMN_BIAS_RELU: u8 = 4;
+
 /// The same tiles in portable Rust (any CPU), by index arithmetic on slices rebuilt from the
 /// checked views.
 fn portable(op: &Operands<'_>) {
@@ -428,11 +439,13 @@ fn portable(op: &Operands<'_>) {
 mod avx2 {
     //! The AVX2/FMA tiles: `MR` rows × 16 columns in `2·MR` ymm accumulators.
     use std::arch::x86_64::{
-        _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_set1_ps, _mm256_setzero_ps,
+        __m256, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_set1_ps, _mm256_setzero_ps,
         _mm256_storeu_ps,
     };
 
-    use super::{Epilogue, Operands, K_CHUNK, LANES, MR};
+    use super::{
+        Epilogue, Operands, ACCUMULATE, COLUMN_BIAS, COLUMN_BIAS_RELU, K_CHUNK, LANES, MR, OVERWRITE, ROW_BIAS,
+    };
 
     const _: () = assert!(LANES == 16, "the AVX2 tile holds 16 columns in two registers");
 
@@ -476,22 +489,57 @@ mod avx2 {
         // SAFETY (whole body): the caller guarantees row0 + R ≤ m, col0 + 16 ≤ w, and that the
         // operands' strides address in-bounds elements for every row < m, kk < k, col < w.
         unsafe {
-            let mut a = op.a.add(row0 * op.a_row);
-            let mut b = op.b.add(col0);
-            // The first chunk's sums are the running total; later chunks are added in order.
+            let a = op.a.add(row0 * op.a_row);
+            let b = op.b.add(col0);
+            let acc = if op.a_row == 1 { sums::<R, true>(op, a, b) } else { sums::<R, false>(op, a, b) };
+            // One branch per tile picks the store (see the AVX-512 tile).
+            match (op.epilogue, op.column_max.is_some()) {
+                (Epilogue::Overwrite, false) => store::<R, OVERWRITE, false>(op, row0, col0, &acc, std::ptr::null()),
+                (Epilogue::Overwrite, true) => store::<R, OVERWRITE, true>(op, row0, col0, &acc, std::ptr::null()),
+                (Epilogue::Accumulate, _) => store::<R, ACCUMULATE, false>(op, row0, col0, &acc, std::ptr::null()),
+                (Epilogue::RowBias(bias), false) => store::<R, ROW_BIAS, false>(op, row0, col0, &acc, bias.as_ptr()),
+                (Epilogue::RowBias(bias), true) => store::<R, ROW_BIAS, true>(op, row0, col0, &acc, bias.as_ptr()),
+                (Epilogue::ColumnBias { bias, relu: false }, _) => {
+                    store::<R, COLUMN_BIAS, false>(op, row0, col0, &acc, bias.as_ptr())
+                }
+                (Epilogue::ColumnBias { bias, relu: true }, _) => {
+                    store::<R, COLUMN_BIAS_RELU, false>(op, row0, col0, &acc, bias.as_ptr())
+                }
+            }
+        }
+    }
+
+    /// The sums of an `R × 16` tile whose first row of `A` is at `a` and first column of `B`
+    /// at `b`: the first chunk of `k` is the running total, later chunks are added in order.
+    ///
+    /// Each row of `A` is read from its own pointer (`UNIT_ROW`: at a constant offset from one
+    /// pointer, `Aᵀ` stored), so no address is a chain of adds carried from step to step.
+    ///
+    /// # Safety
+    /// As [`tile`], with `op.a_row == 1` when `UNIT_ROW`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn sums<const R: usize, const UNIT_ROW: bool>(
+        op: &Operands<'_>,
+        a: *const f32,
+        b: *const f32,
+    ) -> [[__m256; 2]; R] {
+        // SAFETY (whole body): forwarded from the caller.
+        unsafe {
+            let rows: [*const f32; R] = std::array::from_fn(|r| a.add(r * op.a_row));
             let mut acc = [[_mm256_setzero_ps(); 2]; R];
             for chunk in (0..op.k).step_by(K_CHUNK) {
                 let mut partial = [[_mm256_setzero_ps(); 2]; R];
-                for _ in chunk..(chunk + K_CHUNK).min(op.k) {
-                    let b_low = _mm256_loadu_ps(b);
-                    let b_high = _mm256_loadu_ps(b.add(8));
+                for kk in chunk..(chunk + K_CHUNK).min(op.k) {
+                    let (offset, b_at) = (kk * op.a_k, b.add(kk * op.ldb));
+                    let b_low = _mm256_loadu_ps(b_at);
+                    let b_high = _mm256_loadu_ps(b_at.add(8));
                     for (r, partial) in partial.iter_mut().enumerate() {
-                        let a_value = _mm256_set1_ps(*a.add(r * op.a_row));
+                        let at = if UNIT_ROW { a.add(offset + r) } else { rows[r].add(offset) };
+                        let a_value = _mm256_set1_ps(*at);
                         partial[0] = _mm256_fmadd_ps(a_value, b_low, partial[0]);
                         partial[1] = _mm256_fmadd_ps(a_value, b_high, partial[1]);
                     }
-                    a = a.add(op.a_k);
-                    b = b.add(op.ldb);
                 }
                 if chunk == 0 {
                     acc = partial;
@@ -502,30 +550,50 @@ mod avx2 {
                     }
                 }
             }
-            // The running maxima of the tile's 16 columns, when kept.
+            acc
+        }
+    }
+
+    /// Stores an `R × 16` tile's sums at `(row0, col0)` as the epilogue `KIND` says (`bias`:
+    /// the `m` row or `w` column biases, else null), updating the column maxima when `MAX`.
+    ///
+    /// # Safety
+    /// As [`tile`]; `bias` holds `m` values for [`ROW_BIAS`], `w` for the column kinds, and
+    /// `op.column_max` is set when `MAX`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn store<const R: usize, const KIND: u8, const MAX: bool>(
+        op: &Operands<'_>,
+        row0: usize,
+        col0: usize,
+        acc: &[[__m256; 2]; R],
+        bias: *const f32,
+    ) {
+        // SAFETY (whole body): forwarded from the caller.
+        unsafe {
+            let maxima = op.column_max.unwrap_or(std::ptr::null_mut());
             let mut column_max = [_mm256_setzero_ps(); 2];
-            if let Some(max) = op.column_max {
-                column_max = [_mm256_loadu_ps(max.add(col0)), _mm256_loadu_ps(max.add(col0 + 8))];
+            if MAX {
+                column_max = [_mm256_loadu_ps(maxima.add(col0)), _mm256_loadu_ps(maxima.add(col0 + 8))];
             }
             for (r, acc) in acc.iter().enumerate() {
                 let out = op.out.add((row0 + r) * op.ldo + col0);
                 let (mut low, mut high) = (acc[0], acc[1]);
-                match op.epilogue {
-                    Epilogue::Overwrite => {}
-                    Epilogue::Accumulate => {
+                match KIND {
+                    OVERWRITE => {}
+                    ACCUMULATE => {
                         low = _mm256_add_ps(low, _mm256_loadu_ps(out));
                         high = _mm256_add_ps(high, _mm256_loadu_ps(out.add(8)));
                     }
-                    Epilogue::RowBias(bias) => {
-                        let bias = _mm256_set1_ps(bias[row0 + r]);
+                    ROW_BIAS => {
+                        let bias = _mm256_set1_ps(*bias.add(row0 + r));
                         low = _mm256_add_ps(low, bias);
                         high = _mm256_add_ps(high, bias);
                     }
-                    Epilogue::ColumnBias { bias, relu } => {
-                        let bias = &bias[col0..col0 + LANES];
-                        low = _mm256_add_ps(low, _mm256_loadu_ps(bias.as_ptr()));
-                        high = _mm256_add_ps(high, _mm256_loadu_ps(bias.as_ptr().add(8)));
-                        if relu {
+                    _ => {
+                        low = _mm256_add_ps(low, _mm256_loadu_ps(bias.add(col0)));
+                        high = _mm256_add_ps(high, _mm256_loadu_ps(bias.add(col0 + 8)));
+                        if KIND == COLUMN_BIAS_RELU {
                             // `max(x, 0)` returns 0 for a NaN `x`, as `f32::max` does.
                             low = _mm256_max_ps(low, _mm256_setzero_ps());
                             high = _mm256_max_ps(high, _mm256_setzero_ps());
@@ -534,13 +602,13 @@ mod avx2 {
                 }
                 _mm256_storeu_ps(out, low);
                 _mm256_storeu_ps(out.add(8), high);
-                if op.column_max.is_some() {
+                if MAX {
                     column_max = [_mm256_max_ps(column_max[0], low), _mm256_max_ps(column_max[1], high)];
                 }
             }
-            if let Some(max) = op.column_max {
-                _mm256_storeu_ps(max.add(col0), column_max[0]);
-                _mm256_storeu_ps(max.add(col0 + 8), column_max[1]);
+            if MAX {
+                _mm256_storeu_ps(maxima.add(col0), column_max[0]);
+                _mm256_storeu_ps(maxima.add(col0 + 8), column_max[1]);
             }
         }
     }
@@ -560,7 +628,7 @@ mod avx512 {
         _mm512_storeu_ps,
     };
 
-    use super::{Epilogue, Operands, K_CHUNK};
+    use super::{Epilogue, Operands, ACCUMULATE, COLUMN_BIAS, COLUMN_BIAS_RELU, K_CHUNK, OVERWRITE, ROW_BIAS};
 
     /// Columns of one register.
     pub(super) const LANES: usize = 16;
@@ -656,10 +724,98 @@ mod avx512 {
         // SAFETY (whole body): row0 + R ≤ m, col0 + 16·C ≤ w, and the operands' strides
         // address in-bounds elements for every row < m, kk < k, col < w.
         unsafe {
-            let mut a = op.a.add(row0 * op.a_row);
-            let mut b = op.b.add(col0);
-            // The first chunk's sums are the running total (no zeroed total to add them to, which
-            // would not fit the registers beside them); later chunks are added in order.
+            let (a, b) = (op.a.add(row0 * op.a_row), op.b.add(col0));
+            let acc = tile_sums::<R, C>(op, a, b);
+            // One branch per tile picks a store whose loops unroll over registers (a `match`
+            // per register spilled the sums and jumped through a table on every row).
+            let max = op.column_max;
+            match (op.epilogue, max.is_some()) {
+                (Epilogue::Overwrite, false) => store::<R, C, OVERWRITE, false>(op, row0, col0, &acc, std::ptr::null()),
+                (Epilogue::Overwrite, true) => store::<R, C, OVERWRITE, true>(op, row0, col0, &acc, std::ptr::null()),
+                (Epilogue::Accumulate, _) => store::<R, C, ACCUMULATE, false>(op, row0, col0, &acc, std::ptr::null()),
+                (Epilogue::RowBias(bias), false) => store::<R, C, ROW_BIAS, false>(op, row0, col0, &acc, bias.as_ptr()),
+                (Epilogue::RowBias(bias), true) => store::<R, C, ROW_BIAS, true>(op, row0, col0, &acc, bias.as_ptr()),
+                (Epilogue::ColumnBias { bias, relu: false }, _) => {
+                    store::<R, C, COLUMN_BIAS, false>(op, row0, col0, &acc, bias.as_ptr())
+                }
+                (Epilogue::ColumnBias { bias, relu: true }, _) => {
+                    store::<R, C, COLUMN_BIAS_RELU, false>(op, row0, col0, &acc, bias.as_ptr())
+                }
+            }
+        }
+    }
+
+    /// Stores an `R × 16·C` tile's sums at `(row0, col0)` as the epilogue `KIND` says (`bias`:
+    /// the `m` row or `w` column biases, else null), updating the column maxima when `MAX`.
+    ///
+    /// # Safety
+    /// As [`tile`]; `bias` holds `m` values for [`ROW_BIAS`], `w` for the column kinds, and
+    /// `op.column_max` is set when `MAX`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn store<const R: usize, const C: usize, const KIND: u8, const MAX: bool>(
+        op: &Operands<'_>,
+        row0: usize,
+        col0: usize,
+        acc: &[[__m512; C]; R],
+        bias: *const f32,
+    ) {
+        // SAFETY (whole body): forwarded from the caller.
+        unsafe {
+            let maxima = op.column_max.unwrap_or(std::ptr::null_mut());
+            let mut column_max = [_mm512_setzero_ps(); C];
+            if MAX {
+                for (c, m) in column_max.iter_mut().enumerate() {
+                    *m = _mm512_loadu_ps(maxima.add(col0 + LANES * c));
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                let out = op.out.add((row0 + r) * op.ldo + col0);
+                for (c, &value) in acc.iter().enumerate() {
+                    let at = out.add(LANES * c);
+                    let value = match KIND {
+                        OVERWRITE => value,
+                        ACCUMULATE => _mm512_add_ps(value, _mm512_loadu_ps(at)),
+                        ROW_BIAS => _mm512_add_ps(value, _mm512_set1_ps(*bias.add(row0 + r))),
+                        _ => {
+                            let value = _mm512_add_ps(value, _mm512_loadu_ps(bias.add(col0 + LANES * c)));
+                            // `max(x, 0)` returns 0 for a NaN `x`, as `f32::max` does.
+                            if KIND == COLUMN_BIAS_RELU {
+                                _mm512_max_ps(value, _mm512_setzero_ps())
+                            } else {
+                                value
+                            }
+                        }
+                    };
+                    _mm512_storeu_ps(at, value);
+                    if MAX {
+                        column_max[c] = _mm512_max_ps(column_max[c], value);
+                    }
+                }
+            }
+            if MAX {
+                for (c, m) in column_max.iter().enumerate() {
+                    _mm512_storeu_ps(maxima.add(col0 + LANES * c), *m);
+                }
+            }
+        }
+    }
+
+    /// The sums of an `R × 16·C` tile whose first row of `A` is at `a` and first column of `B`
+    /// at `b`: the first chunk's sums are the running total (no zeroed total to add them to,
+    /// which would not fit the registers beside them); later chunks are added in order.
+    ///
+    /// # Safety
+    /// As [`tile`].
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tile_sums<const R: usize, const C: usize>(
+        op: &Operands<'_>,
+        mut a: *const f32,
+        mut b: *const f32,
+    ) -> [[__m512; C]; R] {
+        // SAFETY (whole body): forwarded from the caller.
+        unsafe {
             let mut acc = chunk_sums::<R, C>(op, &mut a, &mut b, K_CHUNK.min(op.k));
             for chunk in (K_CHUNK..op.k).step_by(K_CHUNK) {
                 let partial = chunk_sums::<R, C>(op, &mut a, &mut b, K_CHUNK.min(op.k - chunk));
@@ -669,47 +825,14 @@ mod avx512 {
                     }
                 }
             }
-            // The running maxima of the tile's columns, when kept.
-            let mut column_max = [_mm512_setzero_ps(); C];
-            if let Some(max) = op.column_max {
-                for (c, m) in column_max.iter_mut().enumerate() {
-                    *m = _mm512_loadu_ps(max.add(col0 + LANES * c));
-                }
-            }
-            for (r, acc) in acc.iter().enumerate() {
-                let out = op.out.add((row0 + r) * op.ldo + col0);
-                for (c, &value) in acc.iter().enumerate() {
-                    let at = out.add(LANES * c);
-                    let value = match op.epilogue {
-                        Epilogue::Overwrite => value,
-                        Epilogue::Accumulate => _mm512_add_ps(value, _mm512_loadu_ps(at)),
-                        Epilogue::RowBias(bias) => _mm512_add_ps(value, _mm512_set1_ps(bias[row0 + r])),
-                        Epilogue::ColumnBias { bias, relu } => {
-                            let bias = &bias[col0 + LANES * c..col0 + LANES * (c + 1)];
-                            let value = _mm512_add_ps(value, _mm512_loadu_ps(bias.as_ptr()));
-                            // `max(x, 0)` returns 0 for a NaN `x`, as `f32::max` does.
-                            if relu {
-                                _mm512_max_ps(value, _mm512_setzero_ps())
-                            } else {
-                                value
-                            }
-                        }
-                    };
-                    _mm512_storeu_ps(at, value);
-                    if op.column_max.is_some() {
-                        column_max[c] = _mm512_max_ps(column_max[c], value);
-                    }
-                }
-            }
-            if let Some(max) = op.column_max {
-                for (c, m) in column_max.iter().enumerate() {
-                    _mm512_storeu_ps(max.add(col0 + LANES * c), *m);
-                }
-            }
+            acc
         }
     }
 
-    /// `steps` steps of `k` from `a`, `b` (advanced past them) into fresh `R × C` registers.
+    /// `steps` steps of `k` from `a`, `b` (advanced past them) into fresh `R × C` registers,
+    /// each row of `A` read from its own pointer, so that no address is a chain of adds carried
+    /// from step to step (the 12-row tile's chain of twelve was as long as its twelve cycles
+    /// of multiply-adds).
     ///
     /// # Safety
     /// As [`tile`], for the `steps` rows of `B` and columns of `A` from the pointers on.
@@ -724,20 +847,23 @@ mod avx512 {
         let mut sums = [[_mm512_setzero_ps(); C]; R];
         // SAFETY: forwarded from the caller.
         unsafe {
-            for _ in 0..steps {
+            let rows: [*const f32; R] = std::array::from_fn(|r| a.add(r * op.a_row));
+            for kk in 0..steps {
+                let offset = kk * op.a_k;
+                let b_at = b.add(kk * op.ldb);
                 let mut b_row = [_mm512_setzero_ps(); C];
                 for (c, b_c) in b_row.iter_mut().enumerate() {
-                    *b_c = _mm512_loadu_ps(b.add(LANES * c));
+                    *b_c = _mm512_loadu_ps(b_at.add(LANES * c));
                 }
                 for (r, sums) in sums.iter_mut().enumerate() {
-                    let a_value = _mm512_set1_ps(*a.add(r * op.a_row));
+                    let a_value = _mm512_set1_ps(*rows[r].add(offset));
                     for (s, &b_c) in sums.iter_mut().zip(&b_row) {
                         *s = _mm512_fmadd_ps(a_value, b_c, *s);
                     }
                 }
-                *a = a.add(op.a_k);
-                *b = b.add(op.ldb);
             }
+            *a = a.add(steps * op.a_k);
+            *b = b.add(steps * op.ldb);
         }
         sums
     }
