@@ -14,6 +14,7 @@ use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::column_sums::{add_column_sums, relu_grad_with_sums};
 use crate::init::glorot_uniform;
 use crate::lanes::{product, product_column_bias, LANES};
 use crate::prefetch::prefetch;
@@ -238,22 +239,15 @@ impl Dense {
         cache.dz_sums.clear();
         cache.dz_sums.resize(out_dim, 0.0);
         let dz = match (self.activation, dy.as_slice()) {
+            _ if out_dim == 0 => dy,
             (Activation::Linear, Some(dy_rows)) => {
-                for dy_row in dy_rows.chunks_exact(out_dim) {
-                    add_to(&mut cache.dz_sums, dy_row);
-                }
+                add_column_sums(dy_rows, out_dim, &mut cache.dz_sums);
                 dy
             }
             (Activation::Relu, Some(dy_rows)) => {
                 cache.dz.reshape(batch, out_dim);
-                let y_rows = cache.output.as_slice().chunks_exact(out_dim);
-                let rows = cache.dz.as_slice_mut().chunks_exact_mut(out_dim).zip(dy_rows.chunks_exact(out_dim));
-                for ((dz_row, dy_row), y_row) in rows.zip(y_rows) {
-                    for ((dz, &d), &y) in dz_row.iter_mut().zip(dy_row).zip(y_row) {
-                        *dz = if y > 0.0 { d } else { 0.0 };
-                    }
-                    add_to(&mut cache.dz_sums, dz_row);
-                }
+                let (y, dz) = (cache.output.as_slice(), cache.dz.as_slice_mut());
+                relu_grad_with_sums(dy_rows, y, dz, out_dim, &mut cache.dz_sums);
                 cache.dz.view()
             }
             (activation, None) => {

@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 mod buffer;
+mod column_sums;
 mod concat;
 mod dense;
 mod embedding;
