@@ -182,6 +182,12 @@ fn checked_gemm_tracking(
     column_max: Option<*mut f32>,
     out: &mut ArrayViewMut2<'_, f32>,
 ) -> bool {
+    // The vector kernels' stores keep maxima for these epilogues only (the public functions
+    // ask for no other).
+    debug_assert!(
+        column_max.is_none() || matches!(epilogue, Epilogue::Overwrite | Epilogue::RowBias(_)),
+        "lane_gemm: column maxima with an accumulating or column-bias epilogue"
+    );
     let (m, k) = a.dim();
     let w = b.ncols();
     assert_eq!(b.nrows(), k, "lane_gemm: A {:?} · B {:?}", a.dim(), b.dim());
@@ -353,7 +359,7 @@ struct Operands<'a> {
     w: usize,
     epilogue: Epilogue<'a>,
     /// `w` running column maxima of `out` to update as tiles are stored (rows in order, see
-    /// [`lane_gemm_column_max`]), when given.
+    /// [`lane_gemm_column_max`]), when given; with the `Overwrite` and `RowBias` epilogues only.
     column_max: Option<*mut f32>,
 }
 
