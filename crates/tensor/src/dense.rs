@@ -239,7 +239,6 @@ impl Dense {
         cache.dz_sums.clear();
         cache.dz_sums.resize(out_dim, 0.0);
         let dz = match (self.activation, dy.as_slice()) {
-            _ if out_dim == 0 => dy,
             (Activation::Linear, Some(dy_rows)) => {
                 add_column_sums(dy_rows, out_dim, &mut cache.dz_sums);
                 dy

@@ -185,11 +185,30 @@ fn kernels_on_this_cpu() -> Vec<&'static str> {
     kernels
 }
 
+/// On every kernel this CPU has, `a · b` stored through `epilogue` has the bits of the plain
+/// product passed through `then`.
+fn assert_epilogue_on_every_kernel(
+    a: &Array2<f32>,
+    b: &Array2<f32>,
+    epilogue: Epilogue<'_>,
+    then: impl Fn(Array2<f32>) -> Array2<f32>,
+    what: &str,
+) {
+    let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let (m, w) = (a.nrows(), b.ncols());
+    for kernel in kernels_on_this_cpu() {
+        let mut product = Array2::zeros((m, w));
+        run_kernel(kernel, a, b, Epilogue::Overwrite, &mut product);
+        let mut ours = Array2::from_elem((m, w), f32::NAN);
+        run_kernel(kernel, a, b, epilogue, &mut ours);
+        assert_eq!(bits(&ours), bits(&then(product)), "{kernel} {what}");
+    }
+}
+
 #[test]
 fn row_bias_equals_the_product_then_the_bias_bit_for_bit() {
     let mut rng = ChaCha8Rng::seed_from_u64(24);
     let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    let kernels = kernels_on_this_cpu();
     for (m, k, w) in [(2050, 32, 48), (37, 65, 32), (13, 300, 16), (5, 0, 16)] {
         let (a, b) = (uniform((m, k), 1.0, &mut rng), uniform((k, w), 1.0, &mut rng));
         let bias = uniform((1, m), 3.0, &mut rng).row(0).to_vec();
@@ -207,13 +226,7 @@ fn row_bias_equals_the_product_then_the_bias_bit_for_bit() {
         if k == 0 {
             continue;
         }
-        for &kernel in &kernels {
-            let mut product = Array2::zeros((m, w));
-            run_kernel(kernel, &a, &b, Epilogue::Overwrite, &mut product);
-            let mut ours = Array2::from_elem((m, w), f32::NAN);
-            run_kernel(kernel, &a, &b, Epilogue::RowBias(&bias), &mut ours);
-            assert_eq!(bits(&ours), bits(&then_bias(product)), "{kernel} {m}x{k}x{w}");
-        }
+        assert_epilogue_on_every_kernel(&a, &b, Epilogue::RowBias(&bias), then_bias, &format!("{m}x{k}x{w}"));
     }
 }
 
@@ -221,7 +234,6 @@ fn row_bias_equals_the_product_then_the_bias_bit_for_bit() {
 fn column_bias_and_relu_equal_the_product_then_the_pass_bit_for_bit() {
     let mut rng = ChaCha8Rng::seed_from_u64(25);
     let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    let kernels = kernels_on_this_cpu();
     for (m, k, w) in [(2050, 65, 64), (37, 64, 32), (13, 300, 48), (7, 3, 16), (5, 0, 16)] {
         let (mut a, b) = (uniform((m, k), 1.0, &mut rng), uniform((k, w), 1.0, &mut rng));
         if k > 0 {
@@ -253,13 +265,8 @@ fn column_bias_and_relu_equal_the_product_then_the_pass_bit_for_bit() {
             if k == 0 {
                 continue;
             }
-            for &kernel in &kernels {
-                let mut product = Array2::zeros((m, w));
-                run_kernel(kernel, &a, &b, Epilogue::Overwrite, &mut product);
-                let mut ours = Array2::from_elem((m, w), f32::NAN);
-                run_kernel(kernel, &a, &b, Epilogue::ColumnBias { bias: &bias, relu }, &mut ours);
-                assert_eq!(bits(&ours), bits(&then_pass(product)), "{kernel} {m}x{k}x{w} relu {relu}");
-            }
+            let epilogue = Epilogue::ColumnBias { bias: &bias, relu };
+            assert_epilogue_on_every_kernel(&a, &b, epilogue, then_pass, &format!("{m}x{k}x{w} relu {relu}"));
         }
     }
 }
